@@ -1,0 +1,1 @@
+"""A tiny shop: a cart with prices and discounts."""

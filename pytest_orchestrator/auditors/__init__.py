@@ -1,0 +1,1 @@
+"""Auditors: one per dimension (tests, coverage, lint, security, and third-party ones)."""

@@ -1,0 +1,159 @@
+"""The auditor interface.
+
+An auditor audits one dimension. The orchestrator calls :meth:`Auditor.start` at session
+start (begin work that can overlap the test run, e.g. a subprocess) and
+:meth:`Auditor.finish` after the run loop. An auditor is also registered as a pytest
+plugin for the session, so it may implement pytest hooks (the ``tests`` auditor reads
+``pytest_runtest_logreport``). Third parties add auditors through the
+``pytest_orchestrator_auditors`` hook::
+
+    # conftest.py
+    from pytest_orchestrator import AuditContext, Auditor, AuditResult
+
+    class DocsAuditor(Auditor):
+        dimension = "docs"
+        tool = "my-doc-checker"
+
+        def finish(self, context: AuditContext) -> AuditResult:
+            findings = [...]
+            return self.scored(context, findings)
+
+    def pytest_orchestrator_auditors(config):
+        return [DocsAuditor()]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_orchestrator.config import OrchestrationConfig
+    from pytest_orchestrator.models import AuditResult, Discovery, Finding, Severity
+
+
+@dataclass
+class AuditContext:
+    """What an auditor may read: the pytest config, the settings, the rootdir, the project."""
+
+    config: pytest.Config
+    settings: OrchestrationConfig
+    rootdir: Path
+    project: Discovery
+
+    def relpath(self, path: str | Path) -> str:
+        """``path`` as a POSIX path relative to the rootdir (unchanged if outside it)."""
+        target = Path(path)
+        if not target.is_absolute():
+            target = self.rootdir / target
+        try:
+            return target.resolve().relative_to(self.rootdir.resolve()).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+
+class Auditor:
+    """Base class of auditors; subclasses set ``dimension`` and ``tool`` and define finish."""
+
+    dimension: ClassVar[str] = ""
+    tool: ClassVar[str] = ""
+
+    def start(self, context: AuditContext) -> None:
+        """Begin work that can overlap the test run. The default does nothing."""
+
+    def finish(self, context: AuditContext) -> AuditResult:
+        """Return the audit result; called on the controller after the run loop.
+
+        Raise :class:`pytest_orchestrator.errors.ToolUnavailable` when the tool is missing
+        or broken: the dimension is then reported ``unavailable`` with your message.
+        """
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop background work (the session was interrupted). The default does nothing."""
+
+    def unavailable(self, reason: str) -> AuditResult:
+        """An ``unavailable`` result with a one-line reason that says how to fix it."""
+        from pytest_orchestrator.models import AuditResult
+
+        return AuditResult(
+            dimension=self.dimension, status="unavailable", reason=reason, tool=self.tool
+        )
+
+    def scored(
+        self, context: AuditContext, findings: list[Finding], **extra: object
+    ) -> AuditResult:
+        """An ``ok`` result scored from ``findings`` by the documented finding formula."""
+        from pytest_orchestrator.models import AuditResult
+        from pytest_orchestrator.scoring import finding_score
+
+        score, deductions = finding_score(
+            self.dimension,
+            findings,
+            context.project.lines_of_code,
+            context.settings.severity_points,
+        )
+        return AuditResult(
+            dimension=self.dimension,
+            status="ok",
+            score=score,
+            findings=findings,
+            deductions=deductions,
+            tool=self.tool,
+            **extra,  # type: ignore[arg-type]
+        )
+
+
+def source_line(path: Path, line: int | None) -> str:
+    """Text of 1-based ``line`` in ``path`` ('' when unreadable), for fingerprints."""
+    if line is None:
+        return ""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, text in enumerate(handle, start=1):
+                if number == line:
+                    return text
+    except OSError:
+        return ""
+    return ""
+
+
+def make_finding(
+    context: AuditContext,
+    *,
+    dimension: str,
+    severity: Severity,
+    rule_id: str,
+    message: str,
+    path: str | Path | None,
+    line: int | None,
+    tool: str,
+    url: str | None = None,
+    recommendation: str | None = None,
+    anchor: str | None = None,
+) -> Finding:
+    """A finding with its path made rootdir-relative and its fingerprint computed.
+
+    :param anchor: what the fingerprint follows; default: the finding's source line.
+    """
+    from pytest_orchestrator.models import Finding, fingerprint
+
+    rel = context.relpath(path) if path is not None else None
+    if anchor is None:
+        anchor = source_line(context.rootdir / rel, line) if rel else ""
+        anchor = anchor or message
+    return Finding(
+        dimension=dimension,
+        severity=severity,
+        rule_id=rule_id,
+        message=message,
+        path=rel,
+        line=line if line and line > 0 else None,
+        tool=tool,
+        url=url,
+        recommendation=recommendation,
+        fingerprint=fingerprint(rule_id, rel, anchor),
+    )

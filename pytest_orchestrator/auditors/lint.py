@@ -1,0 +1,102 @@
+"""The ``lint`` dimension: ruff, run once over the rootdir with the project's own config.
+
+When the project has no ruff configuration (``ruff.toml``, ``.ruff.toml`` or
+``[tool.ruff]`` in ``pyproject.toml``), rules are pinned to ``orchestrate_ruff_select``
+(default ``E4,E7,E9,F``) so scores do not jump when ruff widens its defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
+from pytest_orchestrator.auditors.tools import (
+    BackgroundCommand,
+    distribution_version,
+    find_executable,
+    last_line,
+)
+from pytest_orchestrator.errors import ToolUnavailable
+from pytest_orchestrator.models import AuditResult, Finding
+from pytest_orchestrator.severity import ruff_severity
+
+INSTALL_HINT = "install it with: pip install ruff"
+
+
+def has_ruff_config(rootdir: Path) -> bool:
+    """True when ``rootdir`` has ruff.toml, .ruff.toml or a [tool.ruff] table."""
+    if (rootdir / "ruff.toml").is_file() or (rootdir / ".ruff.toml").is_file():
+        return True
+    pyproject = rootdir / "pyproject.toml"
+    try:
+        return "[tool.ruff" in pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+class RuffAuditor(Auditor):
+    """Lint with ``ruff check --output-format=json``; one finding per violation."""
+
+    dimension = "lint"
+    tool = "ruff"
+
+    def __init__(self) -> None:
+        self._command: BackgroundCommand | None = None
+
+    def start(self, context: AuditContext) -> None:
+        ruff = find_executable("ruff") or "ruff"
+        argv = [ruff, "check", "--output-format=json", "--exit-zero", "--no-fix"]
+        if not has_ruff_config(context.rootdir):
+            argv += ["--select", context.settings.ruff_select]
+        argv.append(".")
+        self._command = BackgroundCommand(
+            argv, context.rootdir, context.settings.tool_timeout, INSTALL_HINT
+        )
+        self._command.start()
+
+    def cancel(self) -> None:
+        if self._command is not None:
+            self._command.cancel()
+
+    def finish(self, context: AuditContext) -> AuditResult:
+        if self._command is None:
+            self.start(context)
+        assert self._command is not None
+        code, out, err = self._command.wait()
+        if code != 0:
+            raise ToolUnavailable(f"ruff failed (exit {code}): {last_line(err or out)}")
+        try:
+            items = json.loads(out or "[]")
+            if not isinstance(items, list):
+                raise TypeError("not a list")
+        except (ValueError, TypeError) as exc:
+            raise ToolUnavailable(f"ruff printed output that is not its JSON format ({exc})") from None
+        findings = [self._finding(context, item) for item in items if isinstance(item, dict)]
+        result = self.scored(context, findings, duration=self._command.duration)
+        result.tool_version = distribution_version("ruff")
+        return result
+
+    def _finding(self, context: AuditContext, item: dict[str, object]) -> Finding:
+        code = item.get("code")
+        message = str(item.get("message") or "")
+        rule = str(code) if code else "syntax-error"
+        location = item.get("location")
+        line = location.get("row") if isinstance(location, dict) else None
+        fix = item.get("fix")
+        recommendation = None
+        if isinstance(fix, dict) and fix.get("message"):
+            recommendation = f"{fix['message']} (ruff check --fix)"
+        return make_finding(
+            context,
+            dimension=self.dimension,
+            severity=ruff_severity(rule, context.settings.severity_map),
+            rule_id=rule,
+            message=message,
+            path=str(item.get("filename") or "") or None,
+            line=line if isinstance(line, int) else None,
+            tool=self.tool,
+            url=str(item["url"]) if item.get("url") else None,
+            recommendation=recommendation,
+        )
+

@@ -1,0 +1,121 @@
+"""Run an audit tool in a background subprocess that overlaps the test run.
+
+Commands are argv lists (never a shell string). Output goes to temporary files rather than
+pipes, so a chatty tool cannot block on a full pipe while pytest runs the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import IO
+
+from pytest_orchestrator.errors import ToolUnavailable
+
+
+def find_executable(name: str) -> str | None:
+    """``name`` next to the running Python (its venv's bin) first, then on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    return shutil.which(name)
+
+
+class BackgroundCommand:
+    """One argv run in the background; :meth:`wait` returns (exit code, stdout, stderr).
+
+    :param argv: the command as a list of arguments.
+    :param cwd: working directory.
+    :param timeout: seconds, counted from :meth:`start`.
+    :param install_hint: what to tell the user when the executable is missing.
+    """
+
+    def __init__(self, argv: list[str], cwd: Path, timeout: float, install_hint: str) -> None:
+        self.argv = argv
+        self.cwd = cwd
+        self.timeout = timeout
+        self.install_hint = install_hint
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out: IO[bytes] | None = None
+        self._err: IO[bytes] | None = None
+        self._started = 0.0
+        self._error: str | None = None
+        self.duration = 0.0
+
+    def start(self) -> None:
+        """Start the command; a missing executable is remembered and raised by :meth:`wait`."""
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in wait/cancel
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._started = time.monotonic()
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._out,
+                stderr=self._err,
+            )
+        except OSError as exc:
+            self._error = f"cannot run {self.argv[0]!r} ({exc.strerror}); {self.install_hint}"
+
+    def wait(self) -> tuple[int, str, str]:
+        """Wait for the command; returns (exit code, stdout, stderr) as text.
+
+        :raises ToolUnavailable: the executable is missing or the timeout passed.
+        """
+        try:
+            if self._error or self._proc is None:
+                raise ToolUnavailable(self._error or f"{self.argv[0]} was not started")
+            left = max(self.timeout - (time.monotonic() - self._started), 0.1)
+            try:
+                code = self._proc.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+                raise ToolUnavailable(
+                    f"{Path(self.argv[0]).name} ran longer than {self.timeout:g} s and was "
+                    "stopped; raise orchestrate_tool_timeout"
+                ) from None
+            self.duration = time.monotonic() - self._started
+            assert self._out is not None and self._err is not None
+            self._out.seek(0)
+            self._err.seek(0)
+            out = self._out.read().decode("utf-8", errors="replace")
+            err = self._err.read().decode("utf-8", errors="replace")
+            return code, out, err
+        finally:
+            self._close()
+
+    def cancel(self) -> None:
+        """Kill the command if it still runs and drop its output."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        for stream in (self._out, self._err):
+            if stream is not None:
+                stream.close()
+        self._out = self._err = None
+
+
+def last_line(text: str, limit: int = 200) -> str:
+    """The last non-blank line of ``text``, shortened to ``limit`` characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else "no output"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def distribution_version(name: str) -> str | None:
+    """Installed version of the distribution ``name``, or None."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

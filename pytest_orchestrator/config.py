@@ -1,0 +1,278 @@
+"""One pydantic model for every setting: command line beats ini beats default.
+
+:class:`OrchestrationConfig` is built by :meth:`OrchestrationConfig.from_pytest` from a
+``pytest.Config``. Every command-line option ``--x`` has an ini twin ``orchestrate_x`` in
+``[tool.pytest.ini_options]`` (the table is :data:`pytest_orchestrator.plugin.OPTIONS`);
+settings that only make sense in a file (weights, minimums, severity map) are ini-only.
+A bad value raises ``pytest.UsageError`` with one line: which setting, what is wrong,
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from pytest_orchestrator.models import Severity
+from pytest_orchestrator.plugin import INI_ONLY, OPTIONS
+
+BUILTIN_DIMENSIONS = ("tests", "coverage", "lint", "security")
+REPORT_TYPES = ("terminal", "json", "junit", "markdown")
+DEFAULT_REPORT_PATHS = {
+    "json": "orchestrator-report.json",
+    "junit": "orchestrator-junit.xml",
+    "markdown": "orchestrator-report.md",
+}
+DEFAULT_WEIGHTS = {"tests": 30.0, "coverage": 30.0, "lint": 20.0, "security": 20.0}
+#: Weight of a dimension that ``orchestrate_weights`` does not name (third-party auditors).
+DEFAULT_OTHER_WEIGHT = 20.0
+#: Per-dimension minimums from the seeds' quality gates: pass rate >= 80, coverage >= 70.
+DEFAULT_MIN_SCORES = {"tests": 80.0, "coverage": 70.0}
+#: Points one finding costs per 1,000 lines of code (see scoring.finding_score).
+DEFAULT_SEVERITY_POINTS = {
+    Severity.P0: 20.0,
+    Severity.P1: 8.0,
+    Severity.P2: 3.0,
+    Severity.P3: 1.0,
+    Severity.P4: 0.0,
+}
+#: ruff's rule selection when the project has no ruff configuration (ruff's own default
+#: before 0.16 widened it; pinned so scores do not jump with ruff upgrades).
+DEFAULT_RUFF_SELECT = "E4,E7,E9,F"
+
+
+def _split(value: Any) -> list[str]:
+    """'a,b c' or ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out: list[str] = []
+    for item in items:
+        out.extend(p for p in str(item).replace(",", " ").split() if p)
+    return out
+
+
+def _severity(text: str) -> Severity:
+    try:
+        return Severity(text.strip().upper())
+    except ValueError:
+        raise ValueError(
+            f"unknown severity {text!r}; use P0, P1, P2, P3 or P4 (P0 is critical)"
+        ) from None
+
+
+def _pairs(value: Any, what: str) -> dict[str, str]:
+    """'tests=30 coverage=20' -> {'tests': '30', 'coverage': '20'}."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    out: dict[str, str] = {}
+    for item in _split(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key or not val:
+            raise ValueError(f"{item!r} is not KEY=VALUE; write it like {what}")
+        out[key] = val
+    return out
+
+
+def _number(text: str, what: str, low: float = 0.0, high: float | None = 100.0) -> float:
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if number != number or number < low or (high is not None and number > high):
+        bound = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+        raise ValueError(f"{text!r} is not a valid {what}; give a number {bound}")
+    return number
+
+
+class ReportSpec(BaseModel):
+    """One ``--orchestrate-report=TYPE[:PATH]``: the type and the absolute output path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["terminal", "json", "junit", "markdown"]
+    path: Path | None = None
+
+
+def _check_writable(path: Path) -> None:
+    """Raise ValueError when a report could not be written at ``path``."""
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory; give a file path")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {str(path)!r}: {str(parent)!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"cannot write {str(path)!r}: directory {str(parent)!r} is not writable; "
+            "choose another PATH"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"cannot write {str(path)!r}: the file is read-only")
+
+
+class OrchestrationConfig(BaseModel):
+    """Resolved settings of pytest-orchestrator (units: scores 0-100, timeouts in seconds).
+
+    Build it with :meth:`from_pytest`; validation context keys: ``known_dimensions``
+    (set of str) and ``invocation_dir`` (Path, for relative report paths).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    target_score: float = Field(90.0, description="Gate threshold on the overall score, 0-100")
+    dimensions: tuple[str, ...] = BUILTIN_DIMENSIONS
+    fail_on: tuple[Severity, ...] = (Severity.P0,)
+    reports: tuple[ReportSpec, ...] = (ReportSpec(type="terminal"),)
+    weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    min_scores: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIN_SCORES))
+    unavailable: Literal["skip", "zero", "fail"] = "skip"
+    severity_map: dict[str, Severity] = Field(default_factory=dict)
+    severity_points: dict[Severity, float] = Field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_POINTS)
+    )
+    ruff_select: str = DEFAULT_RUFF_SELECT
+    tool_timeout: float = Field(600.0, description="Seconds a static tool may run")
+
+    @field_validator("target_score", mode="before")
+    @classmethod
+    def _target(cls, value: Any) -> float:
+        return _number(str(value), "target score")
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _dimensions(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        names = _split(value)
+        known = set((info.context or {}).get("known_dimensions") or BUILTIN_DIMENSIONS)
+        if not names:
+            raise ValueError(f"no dimension given; choose from {', '.join(sorted(known))}")
+        for name in names:
+            if name not in known:
+                raise ValueError(
+                    f"unknown dimension {name!r}; known: {', '.join(sorted(known))}"
+                )
+        return tuple(dict.fromkeys(names))
+
+    @field_validator("fail_on", mode="before")
+    @classmethod
+    def _fail_on(cls, value: Any) -> tuple[Severity, ...]:
+        items = _split(value)
+        if items == ["none"]:
+            return ()
+        return tuple(dict.fromkeys(_severity(v) for v in items))
+
+    @field_validator("reports", mode="before")
+    @classmethod
+    def _reports(cls, value: Any, info: ValidationInfo) -> tuple[ReportSpec, ...]:
+        if value and all(isinstance(v, ReportSpec) for v in value):
+            return tuple(value)
+        base = Path((info.context or {}).get("invocation_dir") or Path.cwd())
+        specs: list[ReportSpec] = []
+        for item in _split(value):
+            kind, _, raw_path = item.partition(":")
+            if kind not in REPORT_TYPES:
+                raise ValueError(
+                    f"unknown report type {kind!r}; use {', '.join(REPORT_TYPES)}"
+                    " (TYPE or TYPE:PATH)"
+                )
+            if kind == "terminal":
+                if raw_path:
+                    raise ValueError("the terminal report takes no PATH; write 'terminal'")
+                specs.append(ReportSpec(type="terminal"))
+                continue
+            path = base / (raw_path or DEFAULT_REPORT_PATHS[kind])
+            _check_writable(path)
+            specs.append(ReportSpec(type=kind, path=path))  # type: ignore[arg-type]
+        return tuple(dict.fromkeys(specs))
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights(cls, value: Any) -> dict[str, float]:
+        pairs = _pairs(value, "tests=30 coverage=30 lint=20 security=20")
+        merged = dict(DEFAULT_WEIGHTS)
+        merged.update({k: _number(v, f"weight for {k}", high=None) for k, v in pairs.items()})
+        return merged
+
+    @field_validator("min_scores", mode="before")
+    @classmethod
+    def _min_scores(cls, value: Any) -> dict[str, float]:
+        pairs = _pairs(value, "tests=80 coverage=70")
+        merged = dict(DEFAULT_MIN_SCORES)
+        merged.update({k: _number(v, f"minimum score for {k}") for k, v in pairs.items()})
+        return merged
+
+    @field_validator("severity_map", mode="before")
+    @classmethod
+    def _severity_map(cls, value: Any) -> dict[str, Severity]:
+        out: dict[str, Severity] = {}
+        for key, sev in _pairs(value, "ruff:E501=P4 bandit:B105=P3").items():
+            tool, sep, rule = key.partition(":")
+            if not sep or not tool or not rule:
+                raise ValueError(f"{key!r} is not TOOL:RULE; write it like ruff:E501=P4")
+            out[key] = _severity(sev)
+        return out
+
+    @field_validator("severity_points", mode="before")
+    @classmethod
+    def _severity_points(cls, value: Any) -> dict[Severity, float]:
+        merged = dict(DEFAULT_SEVERITY_POINTS)
+        for key, val in _pairs(value, "P0=20 P1=8 P2=3 P3=1 P4=0").items():
+            merged[_severity(key)] = _number(val, f"points for {key}")
+        return merged
+
+    @field_validator("tool_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _number(str(value), "timeout in seconds", low=1, high=None)
+
+    def weight(self, dimension: str) -> float:
+        """Weight of ``dimension`` in the overall score (``DEFAULT_OTHER_WEIGHT`` if unnamed)."""
+        return self.weights.get(dimension, DEFAULT_OTHER_WEIGHT)
+
+    @classmethod
+    def from_pytest(
+        cls, config: pytest.Config, known_dimensions: set[str] | None = None
+    ) -> OrchestrationConfig:
+        """Resolve every setting from ``config`` (command line > ini > default).
+
+        :param known_dimensions: dimensions that auditors provide (builtin and from hooks).
+        :raises pytest.UsageError: one line naming the setting, the problem and what is allowed.
+        """
+        data: dict[str, Any] = {"enabled": is_enabled(config)}
+        sources: dict[str, str] = {}
+        for option in OPTIONS:
+            if option.field is None:
+                continue
+            value = config.getoption(option.dest, default=None)
+            if value is not None:
+                data[option.field], sources[option.field] = value, option.flag
+                continue
+            ini = config.getini(option.ini)
+            if ini not in ("", [], None):
+                data[option.field], sources[option.field] = ini, f"{option.ini} (ini)"
+        for ini_name, field in INI_ONLY.items():
+            ini = config.getini(ini_name)
+            if ini not in ("", [], None):
+                data[field], sources[field] = ini, f"{ini_name} (ini)"
+        context = {
+            "known_dimensions": known_dimensions or set(BUILTIN_DIMENSIONS),
+            "invocation_dir": config.invocation_params.dir,
+        }
+        try:
+            return cls.model_validate(data, context=context)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise pytest.UsageError(f"{sources.get(field, field)}: {message}") from None
+
+
+def is_enabled(config: pytest.Config) -> bool:
+    """True when ``--orchestrate`` is given or ``orchestrate = true`` is in the ini file."""
+    from pytest_orchestrator.plugin import enabled
+
+    return enabled(config)

@@ -1,0 +1,204 @@
+"""The plugin object registered for a session run with ``--orchestrate``.
+
+Data flow: ``pytest_sessionstart`` discovers the project and starts the auditors (static
+tools in background subprocesses, overlapping the test run); the run loop feeds the
+``tests`` auditor; after the run loop, in a ``pytest_runtestloop`` wrapper, the audits are
+joined, scored and gated and the reports are written; ``pytest_sessionfinish`` turns a
+failed gate into :data:`EXIT_GATE_FAILED` when the tests themselves passed.
+
+Under pytest-xdist only the controller audits; a worker just measures coverage.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from pytest_orchestrator import __version__
+from pytest_orchestrator.auditors.base import AuditContext, Auditor
+from pytest_orchestrator.auditors.cov import MEASUREMENT_KEY, WorkerCoverage
+from pytest_orchestrator.config import OrchestrationConfig
+from pytest_orchestrator.discovery import discover
+from pytest_orchestrator.errors import ReportWriteError, ToolUnavailable
+from pytest_orchestrator.models import (
+    AuditResult,
+    ConfigSummary,
+    GateCondition,
+    Report,
+    ToolInfo,
+    Verdict,
+)
+from pytest_orchestrator.scoring import evaluate_gate
+
+#: Exit status when every test passed but the quality gate failed (pytest uses 0-5).
+EXIT_GATE_FAILED = 6
+
+ORCHESTRATOR_KEY = pytest.StashKey["Orchestrator"]()
+
+
+def _flatten(groups: list[Any]) -> list[Auditor]:
+    return [a for group in groups for a in (group or [])]
+
+
+class Orchestrator:
+    """Runs the audits of one pytest session, scores them, gates and reports."""
+
+    def __init__(
+        self, config: pytest.Config, settings: OrchestrationConfig, auditors: list[Auditor]
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.auditors = auditors
+        self.context: AuditContext | None = None
+        self.report: Report | None = None
+        self.verdict: Verdict | None = None
+        self._started = time.monotonic()
+        self._created = datetime.now(timezone.utc)
+
+    @classmethod
+    def install(cls, config: pytest.Config) -> None:
+        """Resolve the settings and register the orchestrator and its auditors.
+
+        :raises pytest.UsageError: a setting is invalid (one line).
+        """
+        if hasattr(config, "workerinput"):
+            measurement = config.stash.get(MEASUREMENT_KEY, None)
+            if measurement is not None:
+                config.pluginmanager.register(WorkerCoverage(measurement), "orchestrator-worker")
+            return
+        from pytest_orchestrator import defaults
+
+        if not config.pluginmanager.is_registered(defaults):
+            config.pluginmanager.register(defaults, "orchestrator-defaults")
+        offered: dict[str, Auditor] = {}
+        for auditor in _flatten(config.hook.pytest_orchestrator_auditors(config=config)):
+            offered.setdefault(auditor.dimension, auditor)
+        settings = OrchestrationConfig.from_pytest(config, known_dimensions=set(offered))
+        auditors = [offered[d] for d in settings.dimensions]
+        orchestrator = cls(config, settings, auditors)
+        config.stash[ORCHESTRATOR_KEY] = orchestrator
+        config.pluginmanager.register(orchestrator, "orchestrator-session")
+        for auditor in auditors:
+            config.pluginmanager.register(auditor, f"orchestrator-auditor-{auditor.dimension}")
+
+    @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        rootdir = self.config.rootpath
+        self.context = AuditContext(self.config, self.settings, rootdir, discover(rootdir))
+        for auditor in self.auditors:
+            try:
+                auditor.start(self.context)
+            except ToolUnavailable:
+                pass  # reported by finish
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        # The gate is decided here, not in pytest_sessionfinish, which is too late to
+        # change what the run reports (pytest-cov does the same).
+        try:
+            result = yield
+        except session.Failed:  # -x / --maxfail: the run ended early but is a real run
+            self.finish(session)
+            raise
+        except BaseException:
+            self.cancel()
+            raise
+        self.finish(session)
+        return result
+
+    def cancel(self) -> None:
+        """Stop the auditors' background work (the session was interrupted)."""
+        for auditor in self.auditors:
+            auditor.cancel()
+
+    def _audit(self, auditor: Auditor) -> AuditResult:
+        assert self.context is not None
+        started = time.monotonic()
+        try:
+            result = auditor.finish(self.context)
+        except ToolUnavailable as exc:
+            result = auditor.unavailable(str(exc))
+        except Exception as exc:  # a third-party auditor's bug must not crash pytest
+            result = auditor.unavailable(
+                f"auditor {type(auditor).__name__} crashed: {type(exc).__name__}: {exc}"
+            )
+        if not result.duration:
+            result.duration = round(time.monotonic() - started, 3)
+        return result
+
+    def finish(self, session: pytest.Session) -> None:
+        """Join the audits, score, gate, write the reports."""
+        if self.context is None or self.report is not None:
+            return
+        hook = self.config.hook
+        results = [self._audit(a) for a in self.auditors]
+        for result in results:
+            hook.pytest_orchestrator_audit_result(config=self.config, result=result)
+        score = hook.pytest_orchestrator_score(
+            config=self.config, results=results, settings=self.settings
+        )
+        verdict = evaluate_gate(score, results, self.settings)
+        settings = self.settings
+        report = Report(
+            tool=ToolInfo(version=__version__),
+            created=self._created,
+            duration=round(time.monotonic() - self._started, 3),
+            project=self.context.project,
+            config=ConfigSummary(
+                target_score=settings.target_score,
+                dimensions=list(settings.dimensions),
+                fail_on=list(settings.fail_on),
+                weights={d: settings.weight(d) for d in settings.dimensions},
+                min_scores=settings.min_scores,
+                unavailable=settings.unavailable,
+            ),
+            audits=results,
+            score=score,
+            verdict=verdict,
+        )
+        hook.pytest_orchestrator_report(config=self.config, report=report)
+        from pytest_orchestrator.reports import write_reports
+
+        try:
+            write_reports(report, settings.reports)
+        except ReportWriteError as exc:
+            report.verdict.conditions.append(
+                GateCondition(name="reports written", passed=False, message=str(exc))
+            )
+            report.verdict.passed = False
+        self.report = report
+        self.verdict = report.verdict
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.report is None:
+            self.cancel()
+            return
+        if not self.report.verdict.passed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = EXIT_GATE_FAILED
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.report is None:
+            terminalreporter.write_sep(
+                "=", "quality gate not evaluated: the session did not finish its run", yellow=True
+            )
+            return
+        from pytest_orchestrator.reports.terminal import render
+
+        report = self.report
+        if not any(spec.type == "terminal" for spec in self.settings.reports):
+            return
+        markup = terminalreporter.hasmarkup
+        passed = report.verdict.passed
+        terminalreporter.write_sep(
+            "=", "quality gate", bold=True, green=passed and markup, red=not passed and markup
+        )
+        width = self.config.get_terminal_writer().fullwidth
+        terminalreporter.write(
+            render(report, markup=markup, width=width, verbosity=self.config.get_verbosity())
+        )
+

@@ -1,0 +1,73 @@
+"""Report writers: terminal, json, junit, markdown. Files are written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_orchestrator.errors import ReportWriteError
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.config import ReportSpec
+    from pytest_orchestrator.models import Report
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
+
+    A reader never sees a partial file, and an interrupted write leaves the old file (or
+    none) in place.
+
+    :raises ReportWriteError: the directory or file cannot be written.
+    """
+    tmp_name: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def render_file(report: Report, kind: str) -> bytes:
+    """The bytes of a file report of type ``kind`` (json, junit or markdown)."""
+    if kind == "json":
+        from pytest_orchestrator.reports.jsonreport import render as render_json
+
+        return render_json(report)
+    if kind == "junit":
+        from pytest_orchestrator.reports.junitreport import render as render_junit
+
+        return render_junit(report)
+    if kind == "markdown":
+        from pytest_orchestrator.reports.markdown import render as render_markdown
+
+        return render_markdown(report).encode("utf-8")
+    raise ValueError(f"no file report of type {kind!r}")
+
+
+def write_reports(report: Report, specs: Iterable[ReportSpec]) -> list[Path]:
+    """Write every file report in ``specs``; returns the paths written.
+
+    All reports are rendered before the first file is written, so a rendering error
+    leaves no file behind.
+
+    :raises ReportWriteError: a file could not be written (the message names it).
+    """
+    rendered = [(s.path, render_file(report, s.type)) for s in specs if s.path is not None]
+    for path, data in rendered:
+        atomic_write(path, data)
+    return [path for path, _ in rendered]

@@ -1,0 +1,111 @@
+"""The Markdown report: the same content as the terminal report, for humans and PRs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pytest_orchestrator.models import Report, Severity
+from pytest_orchestrator.scoring import fmt
+
+TOP_FINDINGS = 25
+
+
+def _cell(text: str) -> str:
+    """``text`` made safe for one Markdown table cell (untrusted finding text)."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("\r", " ")
+        .replace("\n", " ")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+
+
+def render(report: Report) -> str:
+    """The report as GitHub-flavoured Markdown."""
+    verdict = report.verdict
+    word = "PASSED" if verdict.passed else "FAILED"
+    icon = ":white_check_mark:" if verdict.passed else ":x:"
+    project = report.project
+    out = [
+        f"# Quality gate {word} {icon}",
+        "",
+        f"**Score {fmt(report.score.overall)}** (target {fmt(verdict.target)}) for "
+        f"`{_cell(project.name)}`: {project.files} Python files, "
+        f"{project.lines_of_code} lines of code"
+        + (f", {', '.join(project.frameworks)}" if project.frameworks else "")
+        + ".",
+        "",
+        "## Gate",
+        "",
+    ]
+    for condition in verdict.conditions:
+        out.append(f"- {'✅' if condition.passed else '❌'} {_cell(condition.message)}")
+    out += [
+        "",
+        "## Dimensions",
+        "",
+        "| dimension | score | weight | points lost | "
+        + " | ".join(s.value for s in Severity)
+        + " | status |",
+        "|---|---:|---:|---:|" + "---:|" * len(Severity) + "---|",
+    ]
+    rows = {row.dimension: row for row in report.score.dimensions}
+    for audit in report.audits:
+        row = rows.get(audit.dimension)
+        counts = Counter(f.severity for f in audit.findings)
+        status = "ok" if audit.status == "ok" else f"**unavailable**: {_cell(audit.reason or '')}"
+        out.append(
+            f"| {audit.dimension} | {fmt(audit.score) if audit.score is not None else '-'} | "
+            f"{f'{row.weight:g}' if row else '-'} | "
+            f"{fmt(row.points_lost) if row and row.counted else '-'} | "
+            + " | ".join(str(counts.get(s, 0)) for s in Severity)
+            + f" | {status} |"
+        )
+    out.append(
+        f"| **overall** | **{fmt(report.score.overall)}** | | "
+        f"{fmt(100 - report.score.overall)} | " + " | " * len(Severity) + " |"
+    )
+    out += ["", "## Points lost", ""]
+    for audit in report.audits:
+        if not audit.deductions:
+            continue
+        out += [f"### {audit.dimension}", "", "| points | reason |", "|---:|---|"]
+        out += [f"| {fmt(d.points)} | {_cell(d.reason)} |" for d in audit.deductions]
+        out.append("")
+    findings = report.findings()
+    if findings:
+        shown = findings[:TOP_FINDINGS]
+        out += [
+            f"## Top findings ({len(shown)} of {len(findings)})",
+            "",
+            "| severity | dimension | location | rule | message |",
+            "|---|---|---|---|---|",
+        ]
+        for f in shown:
+            where = f"{f.path}:{f.line}" if f.line else (f.path or "-")
+            out.append(
+                f"| {f.severity.value} | {f.dimension} | `{_cell(where)}` | "
+                f"{_cell(f.rule_id)} | {_cell(f.message)} |"
+            )
+        out.append("")
+    coverage = next((a.coverage for a in report.audits if a.coverage), None)
+    if coverage is not None:
+        uncovered = [f for f in coverage.files if f.missing or f.missing_branches]
+        if uncovered:
+            out += [
+                "## Uncovered code",
+                "",
+                "| file | covered | missing lines |",
+                "|---|---:|---|",
+            ]
+            out += [
+                f"| `{_cell(f.path)}` | {fmt(f.percent)} | {_cell(f.missing_lines)} |"
+                for f in uncovered
+            ]
+            out.append("")
+    notes = [(a.dimension, n) for a in report.audits for n in a.notes]
+    if notes:
+        out += ["## Notes", ""] + [f"- {d}: {_cell(n)}" for d, n in notes] + [""]
+    return "\n".join(out).rstrip() + "\n"

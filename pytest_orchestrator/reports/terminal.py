@@ -1,0 +1,144 @@
+"""The terminal report: a rich table, the points lost, the top findings, the verdict.
+
+Rendered into a string (``Console(file=StringIO())``) that the plugin writes through
+pytest's terminal reporter, so capture, ``-q`` and colours behave as in pytest. Without
+markup (output is not a terminal) the table is drawn in plain ASCII.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pytest_orchestrator.models import Report, Severity
+from pytest_orchestrator.scoring import fmt
+
+TOP_FINDINGS = 10
+DEDUCTIONS_PER_DIMENSION = 5
+_SEVERITY_STYLE = {
+    Severity.P0: "bold red",
+    Severity.P1: "red",
+    Severity.P2: "yellow",
+    Severity.P3: "cyan",
+    Severity.P4: "dim",
+}
+
+
+def _table(report: Report, markup: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAVY if markup else box.ASCII, pad_edge=False)
+    table.add_column("dimension")
+    table.add_column("score", justify="right")
+    table.add_column("weight", justify="right")
+    table.add_column("lost", justify="right")
+    for severity in Severity:
+        table.add_column(severity.value, justify="right")
+    table.add_column("status")
+    rows = {row.dimension: row for row in report.score.dimensions}
+    for audit in report.audits:
+        row = rows.get(audit.dimension)
+        counts = Counter(f.severity for f in audit.findings)
+        status = "ok" if audit.status == "ok" else "[bold red]UNAVAILABLE[/]"
+        if row is not None and not row.counted and audit.status == "ok":
+            status = "not counted (weight 0)"
+        table.add_row(
+            audit.dimension,
+            fmt(audit.score) if audit.score is not None else "-",
+            f"{row.weight:g}" if row else "-",
+            f"-{fmt(row.points_lost)}" if row and row.counted else "-",
+            *[str(counts.get(s, 0) or "") for s in Severity],
+            status,
+        )
+    table.add_section()
+    table.add_row(
+        "[bold]overall[/]",
+        f"[bold]{fmt(report.score.overall)}[/]",
+        "",
+        f"-{fmt(100 - report.score.overall)}",
+        *["" for _ in Severity],
+        f"target {fmt(report.verdict.target)}",
+    )
+    return table
+
+
+def render(report: Report, markup: bool = False, width: int = 100, verbosity: int = 0) -> str:
+    """The terminal report as text (with ANSI styles when ``markup``).
+
+    :param verbosity: pytest's verbosity; below -1 only the verdict line is printed,
+        at 1 and above every deduction is listed.
+    """
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=markup,
+        no_color=not markup,
+        width=max(width, 60),
+        highlight=False,
+        emoji=False,
+        soft_wrap=False,
+    )
+    verdict = report.verdict
+    word = "[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"
+    verdict_line = (
+        f"Quality gate {word}: score {fmt(report.score.overall)} "
+        f"(target {fmt(verdict.target)})"
+    )
+    if verbosity < -1:
+        console.print(verdict_line)
+        return buffer.getvalue()
+    project = report.project
+    frameworks = f"; {', '.join(project.frameworks)}" if project.frameworks else ""
+    console.print(
+        f"{escape(project.name)}: {project.files} Python files, "
+        f"{project.lines_of_code} lines of code in {', '.join(project.sources) or 'no package'}"
+        f"{frameworks}"
+    )
+    console.print(_table(report, markup))
+    for audit in report.audits:
+        if audit.status != "ok":
+            console.print(
+                f"[bold red]! {audit.dimension} is unavailable:[/] {escape(audit.reason or '')}"
+                f" -> {_unavailable_effect(report.config.unavailable)}"
+            )
+    console.print(f"Points lost ({fmt(100 - report.score.overall)} in all):")
+    audits = {a.dimension: a for a in report.audits}
+    for lost in report.score.deductions:
+        dimension = lost.reason.split(":", 1)[0]
+        console.print(f"  -{fmt(lost.points)}  {escape(lost.reason)}")
+        deductions = audits[dimension].deductions if dimension in audits else []
+        shown = deductions if verbosity > 0 else deductions[:DEDUCTIONS_PER_DIMENSION]
+        for item in shown:
+            console.print(f"        -{fmt(item.points)} of {dimension}: {escape(item.reason)}")
+        if len(deductions) > len(shown):
+            console.print(f"        ... {len(deductions) - len(shown)} more (-v lists them all)")
+    findings = report.findings()
+    if findings:
+        console.print(f"Top findings ({min(len(findings), TOP_FINDINGS)} of {len(findings)}):")
+        for finding in findings[:TOP_FINDINGS]:
+            where = finding.path or "-"
+            if finding.line:
+                where += f":{finding.line}"
+            style = _SEVERITY_STYLE[finding.severity]
+            console.print(
+                f"  [{style}]{finding.severity.value}[/] {finding.dimension:<9} "
+                f"{escape(where)} {escape(finding.rule_id)} {escape(finding.message)}",
+                overflow="ellipsis",
+                no_wrap=True,
+            )
+    console.print(verdict_line)
+    for condition in verdict.conditions:
+        mark = "[green]ok  [/]" if condition.passed else "[red]FAIL[/]"
+        console.print(f"  {mark} {escape(condition.message)}")
+    return buffer.getvalue()
+
+
+def _unavailable_effect(rule: str) -> str:
+    return {
+        "skip": "left out of the score (orchestrate_unavailable = skip)",
+        "zero": "counted as 0 (orchestrate_unavailable = zero)",
+        "fail": "the gate fails (orchestrate_unavailable = fail)",
+    }[rule]

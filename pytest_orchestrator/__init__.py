@@ -52,7 +52,24 @@ _EXPORTS = {
     "Verdict": "pytest_orchestrator.models",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "EXIT_GATE_FAILED",
+    "AuditContext",
+    "AuditResult",
+    "Auditor",
+    "Deduction",
+    "Finding",
+    "OrchestrationConfig",
+    "OrchestratorError",
+    "OrchestratorWarning",
+    "Report",
+    "ReportWriteError",
+    "Score",
+    "Severity",
+    "ToolUnavailable",
+    "Verdict",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -152,9 +152,7 @@ class OrchestrationConfig(BaseModel):
             raise ValueError(f"no dimension given; choose from {', '.join(sorted(known))}")
         for name in names:
             if name not in known:
-                raise ValueError(
-                    f"unknown dimension {name!r}; known: {', '.join(sorted(known))}"
-                )
+                raise ValueError(f"unknown dimension {name!r}; known: {', '.join(sorted(known))}")
         return tuple(dict.fromkeys(names))
 
     @field_validator("fail_on", mode="before")
@@ -186,7 +184,7 @@ class OrchestrationConfig(BaseModel):
                 continue
             path = base / (raw_path or DEFAULT_REPORT_PATHS[kind])
             _check_writable(path)
-            specs.append(ReportSpec(type=kind, path=path))  # type: ignore[arg-type]
+            specs.append(ReportSpec(type=kind, path=path))
         return tuple(dict.fromkeys(specs))
 
     @field_validator("weights", mode="before")

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Hook specifications of pytest-orchestrator.
 
 Implement them in a ``conftest.py`` or a plugin; names start with ``pytest_orchestrator_``.

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
 #: Scores, deductions and targets are compared and printed with this many decimals.
 SCORE_DIGITS = 2
 
@@ -234,7 +234,9 @@ class Report(_Model):
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""
         every = [f for a in self.audits for f in a.findings]
-        return sorted(every, key=lambda f: (f.severity.rank, f.dimension, f.path or "", f.line or 0))
+        return sorted(
+            every, key=lambda f: (f.severity.rank, f.dimension, f.path or "", f.line or 0)
+        )
 
     def audit(self, dimension: str) -> AuditResult | None:
         """The audit result of one dimension, or None."""

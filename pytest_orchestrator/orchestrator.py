@@ -11,6 +11,7 @@ Under pytest-xdist only the controller audits; a worker just measures coverage.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +20,8 @@ import pytest
 
 from pytest_orchestrator import __version__
 from pytest_orchestrator.auditors.base import AuditContext, Auditor
-from pytest_orchestrator.auditors.cov import MEASUREMENT_KEY, WorkerCoverage
+from pytest_orchestrator.auditors.cov import WorkerCoverage
+from pytest_orchestrator.auditors.measure import MEASUREMENT_KEY
 from pytest_orchestrator.config import OrchestrationConfig
 from pytest_orchestrator.discovery import discover
 from pytest_orchestrator.errors import ReportWriteError, ToolUnavailable
@@ -89,10 +91,8 @@ class Orchestrator:
         rootdir = self.config.rootpath
         self.context = AuditContext(self.config, self.settings, rootdir, discover(rootdir))
         for auditor in self.auditors:
-            try:
+            with contextlib.suppress(ToolUnavailable):  # finish reports it
                 auditor.start(self.context)
-            except ToolUnavailable:
-                pass  # reported by finish
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
@@ -114,11 +114,10 @@ class Orchestrator:
         for auditor in self.auditors:
             auditor.cancel()
 
-    def _audit(self, auditor: Auditor) -> AuditResult:
-        assert self.context is not None
+    def _audit(self, auditor: Auditor, context: AuditContext) -> AuditResult:
         started = time.monotonic()
         try:
-            result = auditor.finish(self.context)
+            result = auditor.finish(context)
         except ToolUnavailable as exc:
             result = auditor.unavailable(str(exc))
         except Exception as exc:  # a third-party auditor's bug must not crash pytest
@@ -134,7 +133,7 @@ class Orchestrator:
         if self.context is None or self.report is not None:
             return
         hook = self.config.hook
-        results = [self._audit(a) for a in self.auditors]
+        results = [self._audit(a, self.context) for a in self.auditors]
         for result in results:
             hook.pytest_orchestrator_audit_result(config=self.config, result=result)
         score = hook.pytest_orchestrator_score(
@@ -190,15 +189,17 @@ class Orchestrator:
         from pytest_orchestrator.reports.terminal import render
 
         report = self.report
-        if not any(spec.type == "terminal" for spec in self.settings.reports):
-            return
+        verbosity = self.config.get_verbosity()
         markup = terminalreporter.hasmarkup
-        passed = report.verdict.passed
-        terminalreporter.write_sep(
-            "=", "quality gate", bold=True, green=passed and markup, red=not passed and markup
-        )
+        if not any(spec.type == "terminal" for spec in self.settings.reports):
+            verbosity = -2  # the verdict line only, and where the reports are
+        else:
+            passed = report.verdict.passed
+            terminalreporter.write_sep(
+                "=", "quality gate", bold=True, green=passed and markup, red=not passed and markup
+            )
         width = self.config.get_terminal_writer().fullwidth
-        terminalreporter.write(
-            render(report, markup=markup, width=width, verbosity=self.config.get_verbosity())
-        )
-
+        terminalreporter.write(render(report, markup=markup, width=width, verbosity=verbosity))
+        for spec in self.settings.reports:
+            if spec.path is not None:
+                terminalreporter.write_line(f"{spec.type} report: {spec.path}")

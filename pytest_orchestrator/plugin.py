@@ -7,7 +7,7 @@ installed, so it imports only pytest and the standard library. Everything else
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import pytest
 
@@ -81,7 +81,7 @@ INI_ONLY = {
     "orchestrate_tool_timeout": "tool_timeout",
 }
 
-_INI_HELP = {
+_INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     "orchestrate_weights": (
         "args",
         "Dimension weights in the overall score, e.g. tests=30 coverage=30 lint=20 security=20",
@@ -117,15 +117,15 @@ _INI_HELP = {
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("orchestrator", "quality gate and gap closure")
     for option in OPTIONS:
-        kwargs: dict[str, object] = {"dest": option.dest, "help": option.help}
-        if option.action == "store_true":
-            kwargs["action"] = "store_true"
-            kwargs["default"] = None
-        else:
-            kwargs["action"] = option.action
-            kwargs["metavar"] = option.metavar
-            kwargs["default"] = None
-        group.addoption(option.flag, **kwargs)  # type: ignore[arg-type]
+        extra = {} if option.action == "store_true" else {"metavar": option.metavar}
+        group.addoption(
+            option.flag,
+            action=option.action,
+            dest=option.dest,
+            default=None,
+            help=option.help,
+            **extra,
+        )
         if option.action == "store_true":
             parser.addini(option.ini, option.help, type="bool", default=False)
         elif option.action == "append":
@@ -133,7 +133,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             parser.addini(option.ini, option.help, type="string")
     for name, (kind, text) in _INI_HELP.items():
-        parser.addini(name, text, type=kind)  # type: ignore[arg-type]
+        parser.addini(name, text, type=kind)
 
 
 @pytest.hookimpl
@@ -156,12 +156,12 @@ def enabled(config: pytest.Config, early: bool = False) -> bool:
     return bool(flag) or bool(config.getini("orchestrate"))
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    # Start coverage before conftest.py files and test modules import the project,
-    # as pytest-cov does; trylast so that pytest-cov (tryfirst) has started first.
+    # Start coverage before conftest.py files and test modules import the project (pytest
+    # loads them in its own trylast implementation), and after pytest-cov's (tryfirst).
     if enabled(early_config, early=True):
-        from pytest_orchestrator.auditors.cov import start_measurement
+        from pytest_orchestrator.auditors.measure import start_measurement
 
         start_measurement(early_config)
 

@@ -66,7 +66,7 @@ def deductions_for(
     points = apportion([p for _, p, _ in lost], 100.0 - score)
     return [
         Deduction(dimension=dimension, reason=reason, points=pts, count=count)
-        for (reason, _, count), pts in zip(lost, points)
+        for (reason, _, count), pts in zip(lost, points, strict=True)
         if count or pts
     ]
 
@@ -97,7 +97,9 @@ def finding_score(
         )
     raw = sum(p for _, p, _ in lost)
     if raw > 100.0:  # the score is floored at 0: scale the deductions to the 100 points there are
-        lost = [(f"{r} [scaled to the 100 points available]", p * 100.0 / raw, c) for r, p, c in lost]
+        lost = [
+            (f"{r} [scaled to the 100 points available]", p * 100.0 / raw, c) for r, p, c in lost
+        ]
         raw = 100.0
     score = round(100.0 - raw, SCORE_DIGITS)
     return score, deductions_for(dimension, lost, score)
@@ -121,8 +123,7 @@ def overall_score(results: Sequence[AuditResult], settings: OrchestrationConfig)
         else:
             value = None
         is_counted = value is not None and weight > 0
-        if is_counted:
-            assert value is not None
+        if value is not None and weight > 0:
             counted.append((result.dimension, value, weight))
         rows.append(
             DimensionScore(
@@ -142,7 +143,7 @@ def overall_score(results: Sequence[AuditResult], settings: OrchestrationConfig)
         for dim, v, w in counted
     ]
     deductions = deductions_for("overall", lost, overall)
-    by_dim = {dim: d.points for (dim, _, _), d in zip(counted, deductions)}
+    by_dim = {dim: d.points for (dim, _, _), d in zip(counted, deductions, strict=True)}
     for row in rows:
         row.points_lost = by_dim.get(row.dimension, 0.0)
     return Score(overall=overall, dimensions=rows, deductions=deductions)

@@ -103,7 +103,7 @@ class Auditor:
             findings=findings,
             deductions=deductions,
             tool=self.tool,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
 

@@ -1,37 +1,15 @@
-"""The ``coverage`` dimension, measured with coverage.py's API.
-
-Which measurement is read, in this order:
-
-1. pytest-cov's, when ``--cov`` is active: its combined data is read after it finishes,
-   so nothing is traced twice;
-2. a coverage measurement already running in this process (``coverage run -m pytest``);
-3. our own: started in ``pytest_load_initial_conftests`` (before conftest.py files import
-   the project), with the project's coverage configuration read from the rootdir
-   (``.coveragerc``, ``setup.cfg``, ``tox.ini`` or ``pyproject.toml``). When that
-   configuration sets no ``source``, ``source_pkgs`` or ``include``, the discovered
-   packages are measured (not tests, not site-packages). On Python 3.12+ coverage's
-   ``sysmon`` core is chosen when the configuration allows it (no branch coverage before
-   Python 3.14, no plugins or dynamic contexts, no core chosen by the user). Data stays in
-   memory: no ``.coverage`` file is written.
-
-Under pytest-xdist each worker measures itself and sends its data to the controller at
-the end (``workeroutput``), where it is combined before the audit.
-"""
+"""The ``coverage`` dimension: reads the measurement (see ``measure``) and scores it."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
+from pytest_orchestrator.auditors.measure import MEASUREMENT_KEY, WORKER_KEY, Measurement, cwd
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import (
     AuditResult,
@@ -45,99 +23,6 @@ from pytest_orchestrator.severity import tool_severity
 
 if TYPE_CHECKING:
     from coverage import Coverage
-
-WORKER_KEY = "pytest_orchestrator_coverage"
-CONFIG_FILES = (".coveragerc", ".coveragerc.toml", "setup.cfg", "tox.ini", "pyproject.toml")
-
-
-@dataclass
-class Measurement:
-    """The coverage measurement of this process and whose it is."""
-
-    measured_by: Literal["pytest-orchestrator", "pytest-cov", "coverage"]
-    cov: Coverage | None = None
-    core: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-MEASUREMENT_KEY = pytest.StashKey[Measurement]()
-
-
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    """coverage.py reads its configuration and relative sources from the cwd."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
-def _wants_coverage(config: pytest.Config) -> bool:
-    raw = getattr(config.known_args_namespace, "orchestrate_dimensions", None)
-    if raw is None:
-        raw = config.getini("orchestrate_dimensions") or "tests,coverage,lint,security"
-    return "coverage" in str(raw).replace(",", " ").split()
-
-
-def _pytest_cov_active(config: pytest.Config) -> bool:
-    namespace = config.known_args_namespace
-    return bool(getattr(namespace, "cov_source", None)) and not getattr(namespace, "no_cov", False)
-
-
-def _config_file(rootdir: Path) -> str | bool:
-    for name in CONFIG_FILES:
-        path = rootdir / name
-        if path.is_file():
-            if name.startswith(".coveragerc"):
-                return str(path)
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if "[tool.coverage" in text or "[coverage:" in text:
-                return str(path)
-    return False
-
-
-def _choose_core(cov: Coverage) -> str | None:
-    """Pick the sysmon core on Python 3.12+ when the configuration allows it."""
-    if os.environ.get("COVERAGE_CORE") or cov.get_option("run:core"):
-        return str(os.environ.get("COVERAGE_CORE") or cov.get_option("run:core"))
-    if sys.version_info < (3, 12):
-        return None
-    if cov.get_option("run:branch") and sys.version_info < (3, 14):
-        return None
-    if cov.get_option("run:plugins") or cov.get_option("run:dynamic_context"):
-        return None
-    cov.set_option("run:core", "sysmon")
-    return "sysmon"
-
-
-def start_measurement(config: pytest.Config) -> None:
-    """Start (or find) the coverage measurement of this process; stash it in ``config``."""
-    if not _wants_coverage(config):
-        return
-    if _pytest_cov_active(config):
-        config.stash[MEASUREMENT_KEY] = Measurement("pytest-cov")
-        return
-    from coverage import Coverage
-
-    running = Coverage.current()
-    if running is not None:
-        config.stash[MEASUREMENT_KEY] = Measurement("coverage", cov=running)
-        return
-    from pytest_orchestrator.discovery import find_sources
-
-    rootdir = config.rootpath
-    with warnings.catch_warnings(record=True) as caught, _cwd(rootdir):
-        warnings.simplefilter("always")
-        cov = Coverage(data_file=None, config_file=_config_file(rootdir))
-        if not any(cov.get_option(f"run:{k}") for k in ("source", "source_pkgs", "include")):
-            sources = [str(p) for p in find_sources(rootdir)]
-            cov.set_option("run:source", sources or [str(rootdir)])
-        core = _choose_core(cov)
-        cov.start()
-    notes = [str(w.message) for w in caught]
-    config.stash[MEASUREMENT_KEY] = Measurement("pytest-orchestrator", cov=cov, core=core, notes=notes)
 
 
 class WorkerCoverage:
@@ -201,7 +86,8 @@ class CoverageAuditor(Auditor):
             if cov is None:
                 raise ToolUnavailable("pytest-cov is active but produced no coverage data")
             return measurement, cov
-        assert measurement.cov is not None
+        if measurement.cov is None:
+            raise ToolUnavailable("coverage was not started; is coverage installed?")
         return measurement, measurement.cov
 
     def finish(self, context: AuditContext) -> AuditResult:
@@ -212,7 +98,7 @@ class CoverageAuditor(Auditor):
         measurement, cov = self._coverage()
         notes = list(measurement.notes)
         files: list[CoverageFile] = []
-        with warnings.catch_warnings(record=True) as caught, _cwd(context.rootdir):
+        with warnings.catch_warnings(record=True) as caught, cwd(context.rootdir):
             warnings.simplefilter("always")
             try:
                 if measurement.measured_by == "pytest-orchestrator":

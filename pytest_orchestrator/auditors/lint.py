@@ -61,8 +61,7 @@ class RuffAuditor(Auditor):
 
     def finish(self, context: AuditContext) -> AuditResult:
         if self._command is None:
-            self.start(context)
-        assert self._command is not None
+            raise ToolUnavailable("ruff was not started")
         code, out, err = self._command.wait()
         if code != 0:
             raise ToolUnavailable(f"ruff failed (exit {code}): {last_line(err or out)}")
@@ -71,7 +70,9 @@ class RuffAuditor(Auditor):
             if not isinstance(items, list):
                 raise TypeError("not a list")
         except (ValueError, TypeError) as exc:
-            raise ToolUnavailable(f"ruff printed output that is not its JSON format ({exc})") from None
+            raise ToolUnavailable(
+                f"ruff printed output that is not its JSON format ({exc})"
+            ) from None
         findings = [self._finding(context, item) for item in items if isinstance(item, dict)]
         result = self.scored(context, findings, duration=self._command.duration)
         result.tool_version = distribution_version("ruff")
@@ -99,4 +100,3 @@ class RuffAuditor(Auditor):
             url=str(item["url"]) if item.get("url") else None,
             recommendation=recommendation,
         )
-

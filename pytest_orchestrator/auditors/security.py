@@ -55,17 +55,13 @@ class BanditAuditor(Auditor):
         if self._missing:
             raise ToolUnavailable(self._missing)
         if self._command is None:
-            raise ToolUnavailable(
-                "no Python package or module found under the rootdir to audit"
-            )
+            raise ToolUnavailable("no Python package or module found under the rootdir to audit")
         code, out, err = self._command.wait()
         try:
             data = json.loads(out)
             results = data["results"]
         except (ValueError, KeyError, TypeError):
-            raise ToolUnavailable(
-                f"bandit failed (exit {code}): {last_line(err or out)}"
-            ) from None
+            raise ToolUnavailable(f"bandit failed (exit {code}): {last_line(err or out)}") from None
         findings = [self._finding(context, item) for item in results if isinstance(item, dict)]
         notes = [
             f"bandit could not scan {context.relpath(e.get('filename', '?'))}: {e.get('reason')}"

@@ -83,12 +83,7 @@ class BackgroundCommand:
                     "stopped; raise orchestrate_tool_timeout"
                 ) from None
             self.duration = time.monotonic() - self._started
-            assert self._out is not None and self._err is not None
-            self._out.seek(0)
-            self._err.seek(0)
-            out = self._out.read().decode("utf-8", errors="replace")
-            err = self._err.read().decode("utf-8", errors="replace")
-            return code, out, err
+            return code, _read(self._out), _read(self._err)
         finally:
             self._close()
 
@@ -104,6 +99,13 @@ class BackgroundCommand:
             if stream is not None:
                 stream.close()
         self._out = self._err = None
+
+
+def _read(stream: IO[bytes] | None) -> str:
+    if stream is None:
+        return ""
+    stream.seek(0)
+    return stream.read().decode("utf-8", errors="replace")
 
 
 def last_line(text: str, limit: int = 200) -> str:

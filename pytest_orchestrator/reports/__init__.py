@@ -35,7 +35,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as exc:
-        raise ReportWriteError(f"cannot write report {str(path)!r}: {exc.strerror or exc}") from None
+        raise ReportWriteError(
+            f"cannot write report {str(path)!r}: {exc.strerror or exc}"
+        ) from None
     finally:
         if tmp_name is not None:
             with contextlib.suppress(OSError):

@@ -67,9 +67,9 @@ def render(report: Report) -> bytes:
         suites.append(suite)
     xml = JUnitXml("pytest-orchestrator")
     for suite in suites:
-        suite.update_statistics()
+        suite.update_statistics()  # type: ignore[no-untyped-call]
         xml.add_testsuite(suite)
-    xml.update_statistics()
+    xml.update_statistics()  # type: ignore[no-untyped-call]
     buffer = io.BytesIO()
     xml.write(buffer)
     return buffer.getvalue()

@@ -79,13 +79,12 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         width=max(width, 60),
         highlight=False,
         emoji=False,
-        soft_wrap=False,
+        soft_wrap=True,  # long lines are left to the terminal, not cut
     )
     verdict = report.verdict
     word = "[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"
     verdict_line = (
-        f"Quality gate {word}: score {fmt(report.score.overall)} "
-        f"(target {fmt(verdict.target)})"
+        f"Quality gate {word}: score {fmt(report.score.overall)} (target {fmt(verdict.target)})"
     )
     if verbosity < -1:
         console.print(verdict_line)
@@ -125,9 +124,7 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
             style = _SEVERITY_STYLE[finding.severity]
             console.print(
                 f"  [{style}]{finding.severity.value}[/] {finding.dimension:<9} "
-                f"{escape(where)} {escape(finding.rule_id)} {escape(finding.message)}",
-                overflow="ellipsis",
-                no_wrap=True,
+                f"{escape(where)} {escape(finding.rule_id)} {escape(finding.message)}"
             )
     console.print(verdict_line)
     for condition in verdict.conditions:

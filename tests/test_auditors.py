@@ -1,0 +1,216 @@
+"""Auditors against real tools: outcomes, broken tools, severity mapping, discovery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_orchestrator.discovery import discover
+
+
+def report_of(pytester: pytest.Pytester) -> dict:
+    return json.loads((pytester.path / "r.json").read_text())
+
+
+def test_every_outcome_is_counted_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup broke")
+
+        @pytest.fixture
+        def bad_teardown():
+            yield
+            raise RuntimeError("teardown broke")
+
+        def test_pass(): pass
+        def test_fail(): assert 1 == 2
+        def test_error(broken): pass
+        def test_teardown(bad_teardown): pass
+        @pytest.mark.skip(reason="no")
+        def test_skip(): pass
+        @pytest.mark.xfail
+        def test_xfail(): assert False
+        @pytest.mark.xfail
+        def test_xpass(): pass
+        """
+    )
+    result = pytester.runpytest(
+        "--orchestrate", "--orchestrate-dimensions=tests", "--orchestrate-report=json:r.json"
+    )
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    tests = report_of(pytester)["audits"][0]
+    assert tests["tests"] == {
+        "passed": 1,
+        "failed": 1,
+        "errors": 2,
+        "skipped": 1,
+        "xfailed": 1,
+        "xpassed": 1,
+        "collection_errors": 0,
+    }
+    assert tests["score"] == 40.0  # (1 passed + 1 xpassed) / 5 counted
+    rules = sorted((f["rule_id"], f["line"], f["message"]) for f in tests["findings"])
+    assert rules == [
+        (
+            "test-error",
+            14,
+            "test_every_outcome_is_counted_once.py::test_error: RuntimeError: setup broke",
+        ),
+        (
+            "test-error",
+            15,
+            "test_every_outcome_is_counted_once.py::test_teardown: RuntimeError: teardown broke",
+        ),
+        ("test-failed", 13, "test_every_outcome_is_counted_once.py::test_fail: assert 1 == 2"),
+    ]
+
+
+def test_collection_error_is_a_p0_finding(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ok="def test_ok(): pass\n", test_bad="import nope\n")
+    result = pytester.runpytest(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests",
+        "--orchestrate-report=json:r.json",
+        "--continue-on-collection-errors",
+    )
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    tests = report_of(pytester)["audits"][0]
+    assert tests["tests"]["collection_errors"] == 1
+    assert [(f["rule_id"], f["path"], f["severity"]) for f in tests["findings"]] == [
+        ("collection-error", "test_bad.py", "P0")
+    ]
+
+
+def test_no_test_ran_makes_tests_unavailable(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import pytest\n@pytest.mark.skip\ndef test_s(): pass\n")
+    result = pytester.runpytest("--orchestrate", "--orchestrate-dimensions=tests")
+
+    result.stdout.fnmatch_lines(["*! tests is unavailable: no test ran*"])
+    assert result.ret == 6  # no dimension counted: score 0
+
+
+def test_broken_ruff_configuration_makes_lint_unavailable(demo: pytest.Pytester) -> None:
+    with (demo.path / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.ruff]\nline-length = "wide"\n')
+    result = demo.runpytest(
+        "--orchestrate", "-k", "not discount", "--orchestrate-dimensions=tests,lint"
+    )
+
+    assert result.ret == pytest.ExitCode.OK  # lint left out of the score; tests pass
+    result.stdout.fnmatch_lines(["*! lint is unavailable: ruff failed (exit 2): *-> left out*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("rule", "ret", "line"), [("zero", 6, "counted as 0"), ("fail", 6, "the gate fails")]
+)
+def test_unavailable_rule(demo: pytest.Pytester, rule: str, ret: int, line: str) -> None:
+    with (demo.path / "pyproject.toml").open("a") as handle:
+        handle.write(f'orchestrate_unavailable = "{rule}"\n[tool.ruff]\nline-length = "x"\n')
+    result = demo.runpytest(
+        "--orchestrate",
+        "-k",
+        "not discount",
+        "--orchestrate-dimensions=tests,lint",
+        "--target-score=70",
+    )
+
+    assert result.ret == ret
+    result.stdout.fnmatch_lines([f"*! lint is unavailable*-> {line}*"])
+
+
+def test_severity_map_override_fails_the_gate(demo: pytest.Pytester) -> None:
+    with (demo.path / "pyproject.toml").open("a") as handle:
+        handle.write('orchestrate_severity_map = ["ruff:F401=P0", "bandit:B3=P4"]\n')
+    result = demo.runpytest(
+        "--orchestrate",
+        "-k",
+        "not discount",
+        "--orchestrate-dimensions=tests,lint,security",
+        "--orchestrate-report=json:r.json",
+        "--orchestrate-report=terminal",
+        "--target-score=0",
+    )
+
+    assert result.ret == 6
+    found = {f["rule_id"]: f["severity"] for a in report_of(demo)["audits"] for f in a["findings"]}
+    assert found == {"F401": "P0", "B307": "P4"}
+    result.stdout.fnmatch_lines(["*FAIL 1 P0 finding(s) at a failing severity (P0)"])
+
+
+def test_project_ruff_and_bandit_configuration_is_respected(demo: pytest.Pytester) -> None:
+    with (demo.path / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.ruff.lint]\nselect = ["E501"]\n\n[tool.bandit]\nskips = ["B307"]\n')
+    demo.runpytest(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests,lint,security",
+        "--orchestrate-report=json:r.json",
+    )
+
+    audits = {a["dimension"]: a for a in report_of(demo)["audits"]}
+    assert [(f["rule_id"], f["path"]) for f in audits["lint"]["findings"]] == [
+        ("E501", "shop/cart.py")
+    ]
+    assert audits["security"]["findings"] == []
+    assert audits["security"]["score"] == 100.0
+
+
+def test_finding_score_is_size_aware(demo: pytest.Pytester) -> None:
+    big = "\n".join(f"VALUE_{i} = {i}" for i in range(4000)) + "\n"
+    (demo.path / "shop" / "constants.py").write_text(big)
+    demo.runpytest(
+        "--orchestrate", "--orchestrate-dimensions=tests,lint", "--orchestrate-report=json:r.json"
+    )
+
+    lint = report_of(demo)["audits"][1]
+    assert lint["score"] == round(100 - 3 / 4.035, 2)  # one P2 per 4,035 lines
+    assert lint["deductions"][0]["reason"] == "1 x F401 (P2, 3 points each per 4.035 KLOC)"
+
+
+@pytest.mark.parametrize(
+    ("files", "frameworks"),
+    [
+        ({"addon/__manifest__.py": "{}", "addon/__init__.py": ""}, ["Odoo"]),
+        ({"manage.py": "", "site/__init__.py": ""}, ["Django"]),
+        ({"requirements.txt": "Flask==3.0\n", "app/__init__.py": ""}, ["Flask"]),
+        ({"api/__init__.py": "from fastapi import FastAPI\n"}, ["FastAPI"]),
+        ({"lib/__init__.py": "# a comment\n\nx = 1\n"}, []),
+    ],
+)
+def test_discovery(tmp_path: Path, files: dict[str, str], frameworks: list[str]) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "__init__.py").write_text("x = 1\n")
+
+    project = discover(tmp_path)
+
+    assert project.frameworks == frameworks
+    assert "tests" not in project.sources
+    assert project.name == tmp_path.name
+
+
+def test_discovery_counts_code_lines(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "counted"\n')
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("# comment\n\nA = 1\nB = 2  # trailing\n")
+    (tmp_path / "tool.py").write_text("print(1)\n")
+    (tmp_path / "conftest.py").write_text("x = 1\n")
+
+    project = discover(tmp_path)
+
+    assert (project.name, project.sources, project.files, project.lines_of_code) == (
+        "counted",
+        ["pkg", "tool.py"],
+        2,
+        3,
+    )

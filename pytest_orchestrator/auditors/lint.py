@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
+from pytest_orchestrator.auditors.base import AuditContext, make_finding
 from pytest_orchestrator.auditors.tools import (
-    BackgroundCommand,
+    CommandAuditor,
     distribution_version,
     find_executable,
     last_line,
@@ -35,34 +35,23 @@ def has_ruff_config(rootdir: Path) -> bool:
         return False
 
 
-class RuffAuditor(Auditor):
+class RuffAuditor(CommandAuditor):
     """Lint with ``ruff check --output-format=json``; one finding per violation."""
 
     dimension = "lint"
     tool = "ruff"
 
-    def __init__(self) -> None:
-        self._command: BackgroundCommand | None = None
+    install_hint = INSTALL_HINT
 
-    def start(self, context: AuditContext) -> None:
+    def command(self, context: AuditContext) -> list[str]:
         ruff = find_executable("ruff") or "ruff"
         argv = [ruff, "check", "--output-format=json", "--exit-zero", "--no-fix"]
         if not has_ruff_config(context.rootdir):
             argv += ["--select", context.settings.ruff_select]
-        argv.append(".")
-        self._command = BackgroundCommand(
-            argv, context.rootdir, context.settings.tool_timeout, INSTALL_HINT
-        )
-        self._command.start()
-
-    def cancel(self) -> None:
-        if self._command is not None:
-            self._command.cancel()
+        return [*argv, "."]
 
     def finish(self, context: AuditContext) -> AuditResult:
-        if self._command is None:
-            raise ToolUnavailable("ruff was not started")
-        code, out, err = self._command.wait()
+        code, out, err, seconds = self.wait()
         if code != 0:
             raise ToolUnavailable(f"ruff failed (exit {code}): {last_line(err or out)}")
         try:
@@ -74,7 +63,7 @@ class RuffAuditor(Auditor):
                 f"ruff printed output that is not its JSON format ({exc})"
             ) from None
         findings = [self._finding(context, item) for item in items if isinstance(item, dict)]
-        result = self.scored(context, findings, duration=self._command.duration)
+        result = self.scored(context, findings, duration=seconds)
         result.tool_version = distribution_version("ruff")
         return result
 

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
-from pytest_orchestrator.auditors.tools import BackgroundCommand, distribution_version, last_line
+from pytest_orchestrator.auditors.base import AuditContext, make_finding
+from pytest_orchestrator.auditors.tools import CommandAuditor, distribution_version, last_line
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import AuditResult, Finding
 from pytest_orchestrator.severity import bandit_severity
@@ -21,42 +21,28 @@ from pytest_orchestrator.severity import bandit_severity
 INSTALL_HINT = "install it with: pip install bandit"
 
 
-class BanditAuditor(Auditor):
+class BanditAuditor(CommandAuditor):
     """Audit security with ``bandit -r SOURCES -f json``; one finding per result."""
 
     dimension = "security"
     tool = "bandit"
 
-    def __init__(self) -> None:
-        self._command: BackgroundCommand | None = None
-        self._missing: str | None = None
+    install_hint = INSTALL_HINT
 
-    def start(self, context: AuditContext) -> None:
+    def command(self, context: AuditContext) -> list[str]:
         if importlib.util.find_spec("bandit") is None:
-            self._missing = f"bandit is not installed in {sys.executable}; {INSTALL_HINT}"
-            return
+            raise ToolUnavailable(f"bandit is not installed in {sys.executable}; {INSTALL_HINT}")
         targets = context.project.sources
         if not targets:
-            return
+            raise ToolUnavailable("no Python package or module found under the rootdir to audit")
         argv = [sys.executable, "-m", "bandit", "-r", *targets, "-f", "json", "-q"]
         pyproject = context.rootdir / "pyproject.toml"
         if _has_table(pyproject, "[tool.bandit"):
             argv += ["-c", str(pyproject)]
-        self._command = BackgroundCommand(
-            argv, context.rootdir, context.settings.tool_timeout, INSTALL_HINT
-        )
-        self._command.start()
-
-    def cancel(self) -> None:
-        if self._command is not None:
-            self._command.cancel()
+        return argv
 
     def finish(self, context: AuditContext) -> AuditResult:
-        if self._missing:
-            raise ToolUnavailable(self._missing)
-        if self._command is None:
-            raise ToolUnavailable("no Python package or module found under the rootdir to audit")
-        code, out, err = self._command.wait()
+        code, out, err, seconds = self.wait()
         try:
             data = json.loads(out)
             results = data["results"]
@@ -68,7 +54,7 @@ class BanditAuditor(Auditor):
             for e in data.get("errors", [])
             if isinstance(e, dict)
         ]
-        result = self.scored(context, findings, duration=self._command.duration, notes=notes)
+        result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool_version = distribution_version("bandit")
         return result
 

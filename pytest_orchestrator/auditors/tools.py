@@ -14,8 +14,9 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar
 
+from pytest_orchestrator.auditors.base import AuditContext, Auditor
 from pytest_orchestrator.errors import ToolUnavailable
 
 
@@ -121,3 +122,46 @@ def distribution_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+class CommandAuditor(Auditor):
+    """An auditor whose tool runs as one background command, started at session start.
+
+    Subclasses define :meth:`command` (the argv, or raise ToolUnavailable) and read the
+    output in ``finish`` through :meth:`wait`.
+    """
+
+    install_hint: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._command: BackgroundCommand | None = None
+        self._not_started = f"{self.tool} was not started"
+
+    def command(self, context: AuditContext) -> list[str]:
+        """The argv to run in the rootdir. :raises ToolUnavailable: it cannot run."""
+        raise NotImplementedError
+
+    def start(self, context: AuditContext) -> None:
+        try:
+            argv = self.command(context)
+        except ToolUnavailable as exc:
+            self._not_started = str(exc)
+            return
+        self._command = BackgroundCommand(
+            argv, context.rootdir, context.settings.tool_timeout, self.install_hint
+        )
+        self._command.start()
+
+    def cancel(self) -> None:
+        if self._command is not None:
+            self._command.cancel()
+
+    def wait(self) -> tuple[int, str, str, float]:
+        """(exit code, stdout, stderr, seconds) of the command.
+
+        :raises ToolUnavailable: it was not started, is missing or timed out.
+        """
+        if self._command is None:
+            raise ToolUnavailable(self._not_started)
+        code, out, err = self._command.wait()
+        return code, out, err, self._command.duration

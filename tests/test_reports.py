@@ -115,3 +115,12 @@ def test_exported_members() -> None:
         assert getattr(pytest_orchestrator, name) is not None
     with pytest.raises(AttributeError):
         pytest_orchestrator.nope  # noqa: B018
+
+
+def test_report_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "r.json", b"{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644

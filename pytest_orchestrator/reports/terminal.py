@@ -49,7 +49,7 @@ def _table(report: Report, markup: bool) -> Table:
             audit.dimension,
             fmt(audit.score) if audit.score is not None else "-",
             f"{row.weight:g}" if row else "-",
-            f"-{fmt(row.points_lost)}" if row and row.counted else "-",
+            _lost(row.points_lost) if row and row.counted else "-",
             *[str(counts.get(s, 0) or "") for s in Severity],
             status,
         )
@@ -58,7 +58,7 @@ def _table(report: Report, markup: bool) -> Table:
         "[bold]overall[/]",
         f"[bold]{fmt(report.score.overall)}[/]",
         "",
-        f"-{fmt(100 - report.score.overall)}",
+        _lost(100 - report.score.overall),
         *["" for _ in Severity],
         f"target {fmt(report.verdict.target)}",
     )
@@ -107,11 +107,11 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
     audits = {a.dimension: a for a in report.audits}
     for lost in report.score.deductions:
         dimension = lost.reason.split(":", 1)[0]
-        console.print(f"  -{fmt(lost.points)}  {escape(lost.reason)}")
+        console.print(f"  {_lost(lost.points)}  {escape(lost.reason)}")
         deductions = audits[dimension].deductions if dimension in audits else []
         shown = deductions if verbosity > 0 else deductions[:DEDUCTIONS_PER_DIMENSION]
         for item in shown:
-            console.print(f"        -{fmt(item.points)} of {dimension}: {escape(item.reason)}")
+            console.print(f"        {_lost(item.points)} of {dimension}: {escape(item.reason)}")
         if len(deductions) > len(shown):
             console.print(f"        ... {len(deductions) - len(shown)} more (-v lists them all)")
     findings = report.findings()
@@ -131,6 +131,11 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         mark = "[green]ok  [/]" if condition.passed else "[red]FAIL[/]"
         console.print(f"  {mark} {escape(condition.message)}")
     return buffer.getvalue()
+
+
+def _lost(points: float) -> str:
+    """Points lost as printed: '-6.00', or '0.00' when nothing was lost."""
+    return f"-{fmt(points)}" if round(points, 2) else fmt(0)
 
 
 def _unavailable_effect(rule: str) -> str:

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from pytest_orchestrator.models import Severity
-from pytest_orchestrator.plugin import INI_ONLY, OPTIONS
+from pytest_orchestrator.plugin import INI_ONLY, OPTIONS, enabled
 
 BUILTIN_DIMENSIONS = ("tests", "coverage", "lint", "security")
 REPORT_TYPES = ("terminal", "json", "junit", "markdown")
@@ -240,7 +240,7 @@ class OrchestrationConfig(BaseModel):
         :param known_dimensions: dimensions that auditors provide (builtin and from hooks).
         :raises pytest.UsageError: one line naming the setting, the problem and what is allowed.
         """
-        data: dict[str, Any] = {"enabled": is_enabled(config)}
+        data: dict[str, Any] = {"enabled": enabled(config)}
         sources: dict[str, str] = {}
         for option in OPTIONS:
             if option.field is None:
@@ -267,10 +267,3 @@ class OrchestrationConfig(BaseModel):
             field = str(error["loc"][0]) if error["loc"] else ""
             message = str(error["msg"]).removeprefix("Value error, ")
             raise pytest.UsageError(f"{sources.get(field, field)}: {message}") from None
-
-
-def is_enabled(config: pytest.Config) -> bool:
-    """True when ``--orchestrate`` is given or ``orchestrate = true`` is in the ini file."""
-    from pytest_orchestrator.plugin import enabled
-
-    return enabled(config)

@@ -38,11 +38,6 @@ class Severity(str, enum.Enum):
         """0 for P0 (worst) .. 4 for P4; sorting by rank puts the worst first."""
         return int(self.value[1])
 
-    @property
-    def label(self) -> str:
-        """Human name: critical, high, medium, low, info."""
-        return ("critical", "high", "medium", "low", "info")[self.rank]
-
 
 def fingerprint(rule_id: str, path: str | None, anchor: str) -> str:
     """Stable id of a finding across runs: sha256 of rule, path and a normalised anchor.

@@ -6,21 +6,9 @@ by :func:`pytest_orchestrator.models.report_json_schema`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pytest_orchestrator.models import Report
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "report.schema.json"
 
 
 def render(report: Report) -> bytes:
     """The report as indented UTF-8 JSON."""
     return (report.model_dump_json(indent=2) + "\n").encode("utf-8")
-
-
-def load(path: Path) -> Report:
-    """Read a JSON report written by :func:`render`.
-
-    :raises pydantic.ValidationError: the file is not a schema-1.0 report.
-    """
-    return Report.model_validate_json(path.read_bytes())

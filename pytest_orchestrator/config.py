@@ -118,7 +118,8 @@ class OrchestrationConfig(BaseModel):
     """Resolved settings of pytest-orchestrator (units: scores 0-100, timeouts in seconds).
 
     Build it with :meth:`from_pytest`; validation context keys: ``known_dimensions``
-    (set of str) and ``invocation_dir`` (Path, for relative report paths).
+    (set of str), ``invocation_dir`` (Path, for relative report paths) and ``rootdir``
+    (Path, for relative LOCAL directories of path maps).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -137,6 +138,10 @@ class OrchestrationConfig(BaseModel):
     )
     ruff_select: str = DEFAULT_RUFF_SELECT
     tool_timeout: float = Field(600.0, description="Seconds a static tool may run")
+    exec_prefix: str = Field("", description="Exec prefix of remote runs; '' runs locally")
+    exec_command: str = "python -m pytest"
+    exec_timeout: float = Field(3600.0, description="Seconds the remote run may take")
+    path_map: tuple[str, ...] = ()
 
     @field_validator("target_score", mode="before")
     @classmethod
@@ -227,6 +232,45 @@ class OrchestrationConfig(BaseModel):
     def _timeout(cls, value: Any) -> float:
         return _number(str(value), "timeout in seconds", low=1, high=None)
 
+    @field_validator("exec_prefix", mode="before")
+    @classmethod
+    def _exec_prefix(cls, value: Any) -> str:
+        import shutil
+
+        from pytest_orchestrator.remote.prefix import ExecPrefix
+
+        text = str(value or "").strip()
+        if not text:
+            return ""
+        program = ExecPrefix.parse(text).argv[0]
+        if shutil.which(program) is None:
+            raise ValueError(f"{program!r} not found on PATH; install it or give its full path")
+        return text
+
+    @field_validator("exec_command", mode="before")
+    @classmethod
+    def _exec_command(cls, value: Any) -> str:
+        from pytest_orchestrator.remote.runner import ExecCommand
+
+        ExecCommand.parse(str(value))
+        return str(value)
+
+    @field_validator("exec_timeout", mode="before")
+    @classmethod
+    def _exec_timeout(cls, value: Any) -> float:
+        return _number(str(value), "timeout in seconds", low=1, high=None)
+
+    @field_validator("path_map", mode="before")
+    @classmethod
+    def _path_map(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        from pytest_orchestrator.remote.pathmap import PathMapping
+
+        items = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        rootdir = Path((info.context or {}).get("rootdir") or Path.cwd())
+        for item in items:
+            PathMapping.parse(item, rootdir)
+        return tuple(items)
+
     def weight(self, dimension: str) -> float:
         """Weight of ``dimension`` in the overall score (``DEFAULT_OTHER_WEIGHT`` if unnamed)."""
         return self.weights.get(dimension, DEFAULT_OTHER_WEIGHT)
@@ -259,6 +303,7 @@ class OrchestrationConfig(BaseModel):
         context = {
             "known_dimensions": known_dimensions or set(BUILTIN_DIMENSIONS),
             "invocation_dir": config.invocation_params.dir,
+            "rootdir": config.rootpath,
         }
         try:
             return cls.model_validate(data, context=context)

@@ -213,6 +213,55 @@ class ConfigSummary(_Model):
     unavailable: str
 
 
+class RemoteRun(_Model):
+    """How the tests ran in a container (``--orchestrate-exec``)."""
+
+    target: str = Field(description="Service, container, pod or host; prefixes the node ids")
+    kind: str = Field(description="compose, compose-v1, docker, podman, kubectl, ssh or other")
+    prefix: str = Field(description="The exec prefix, secrets hidden")
+    command: str = Field(description="The remote pytest command")
+    python: str | None = None
+    pytest: str | None = None
+    coverage: str | None = Field(None, description="coverage.py version in the container")
+    cwd: str | None = Field(None, description="Working directory in the container")
+    rootdir: str | None = Field(None, description="The remote pytest's rootdir")
+    returncode: int | None = Field(None, description="The remote pytest's exit status")
+    timed_out: bool = False
+    duration: float = Field(0.0, ge=0, description="Seconds of the round trip")
+    round_trips: int = Field(0, description="Exec round trips made")
+    tests: int = Field(0, description="Remote tests replayed as items")
+    unmapped: list[str] = Field(
+        default_factory=list, description="Container paths that no path map covers"
+    )
+    problems: list[str] = Field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        """Lines for the human reports: where and how the tests ran, then any problems."""
+        versions = ", ".join(
+            f"{name} {version}"
+            for name, version in (
+                ("Python", self.python),
+                ("pytest", self.pytest),
+                ("coverage", self.coverage),
+            )
+            if version
+        )
+        trips = f"{self.round_trips} round trip{'s' if self.round_trips != 1 else ''}"
+        lines = [
+            f"tests ran in {self.target!r} through '{self.prefix}'"
+            + (f" ({versions})" if versions else "")
+            + f": {self.tests} test{'s' if self.tests != 1 else ''}, {trips}, "
+            + f"{self.duration:.2f} s"
+            + (", TIMED OUT" if self.timed_out else "")
+        ]
+        lines += [f"remote problem: {p}" for p in self.problems]
+        if self.unmapped:
+            shown = ", ".join(self.unmapped[:5])
+            more = f" and {len(self.unmapped) - 5} more" if len(self.unmapped) > 5 else ""
+            lines.append(f"container paths no --orchestrate-path-map covers: {shown}{more}")
+        return lines
+
+
 class Report(_Model):
     """The JSON report (schema ``SCHEMA_VERSION``)."""
 
@@ -225,6 +274,7 @@ class Report(_Model):
     audits: list[AuditResult]
     score: Score
     verdict: Verdict
+    remote: RemoteRun | None = Field(None, description="Set when the tests ran remotely")
 
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""

@@ -29,6 +29,7 @@ from pytest_orchestrator.models import (
     AuditResult,
     ConfigSummary,
     GateCondition,
+    RemoteRun,
     Report,
     ToolInfo,
     Verdict,
@@ -83,6 +84,20 @@ class Orchestrator:
         orchestrator = cls(config, settings, auditors)
         config.stash[ORCHESTRATOR_KEY] = orchestrator
         config.pluginmanager.register(orchestrator, "orchestrator-session")
+        if settings.exec_prefix:
+            from pytest_orchestrator.remote.session import REMOTE_KEY, RemoteSession
+
+            workers = config.getoption("numprocesses", default=None)
+            if workers not in (None, 0, "0"):
+                raise pytest.UsageError(
+                    "--orchestrate-exec runs the whole suite once in the container, so -n/"
+                    "--numprocesses would have nothing to spread; drop -n here (to run the "
+                    "remote suite in parallel: --orchestrate-exec-command='python -m pytest "
+                    "-n 4' with pytest-xdist installed in the container)"
+                )
+            remote = RemoteSession(config, settings)
+            config.stash[REMOTE_KEY] = remote
+            config.pluginmanager.register(remote, "orchestrator-remote")
         for auditor in auditors:
             config.pluginmanager.register(auditor, f"orchestrator-auditor-{auditor.dimension}")
 
@@ -98,6 +113,9 @@ class Orchestrator:
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         # The gate is decided here, not in pytest_sessionfinish, which is too late to
         # change what the run reports (pytest-cov does the same).
+        if self.config.getoption("collectonly", default=False):
+            self.cancel()  # nothing runs, so there is nothing to gate
+            return (yield)
         try:
             result = yield
         except session.Failed:  # -x / --maxfail: the run ended early but is a real run
@@ -157,6 +175,7 @@ class Orchestrator:
             audits=results,
             score=score,
             verdict=verdict,
+            remote=self._remote_summary(),
         )
         hook.pytest_orchestrator_report(config=self.config, report=report)
         from pytest_orchestrator.reports import write_reports
@@ -171,6 +190,14 @@ class Orchestrator:
         self.report = report
         self.verdict = report.verdict
 
+    def _remote_summary(self) -> RemoteRun | None:
+        if not self.settings.exec_prefix:
+            return None
+        from pytest_orchestrator.remote.session import REMOTE_KEY
+
+        remote = self.config.stash.get(REMOTE_KEY, None)
+        return remote.summary() if remote is not None else None
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.report is None:
@@ -182,9 +209,12 @@ class Orchestrator:
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.report is None:
-            terminalreporter.write_sep(
-                "=", "quality gate not evaluated: the session did not finish its run", yellow=True
+            why = (
+                "--collect-only runs no test"
+                if self.config.getoption("collectonly", default=False)
+                else "the session did not finish its run"
             )
+            terminalreporter.write_sep("=", f"quality gate not evaluated: {why}", yellow=True)
             return
         from pytest_orchestrator.reports.terminal import render
 

@@ -7,9 +7,13 @@ installed, so it imports only pytest and the standard library. Everything else
 
 from __future__ import annotations
 
+import os
 from typing import Literal, NamedTuple
 
 import pytest
+
+#: Set in the environment of the remote pytest of an ``--orchestrate-exec`` run.
+REMOTE_ENV = "PYTEST_ORCHESTRATOR_REMOTE"
 
 
 class Option(NamedTuple):
@@ -66,6 +70,41 @@ OPTIONS = (
         "Report to write: terminal, json, junit or markdown, optionally TYPE:PATH; "
         "repeatable (default: terminal)",
         "TYPE[:PATH]",
+        "append",
+    ),
+    Option(
+        "--orchestrate-exec",
+        "orchestrate_exec",
+        "orchestrate_exec",
+        "exec_prefix",
+        "Run the tests inside a container through this exec prefix, in one round trip, "
+        "e.g. 'docker compose exec -T odoo'",
+        "PREFIX",
+    ),
+    Option(
+        "--orchestrate-exec-command",
+        "orchestrate_exec_command",
+        "orchestrate_exec_command",
+        "exec_command",
+        "The remote pytest command, PYTHON -m pytest [OPTIONS] (default: python -m pytest)",
+        "COMMAND",
+    ),
+    Option(
+        "--orchestrate-exec-timeout",
+        "orchestrate_exec_timeout",
+        "orchestrate_exec_timeout",
+        "exec_timeout",
+        "Seconds the remote test run may take (default: 3600)",
+        "SECONDS",
+    ),
+    Option(
+        "--orchestrate-path-map",
+        "orchestrate_path_map",
+        "orchestrate_path_map",
+        "path_map",
+        "Container directory REMOTE holds the files of LOCAL (relative to the rootdir); "
+        "repeatable (default: the container's working directory is the rootdir)",
+        "REMOTE=LOCAL",
         "append",
     ),
 )
@@ -144,11 +183,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def enabled(config: pytest.Config, early: bool = False) -> bool:
-    """True when ``--orchestrate`` is given or ``orchestrate = true`` is in the ini file.
+    """True when ``--orchestrate`` is given or ``orchestrate = true`` is in the ini file,
+    except in the pytest that an ``--orchestrate-exec`` run starts in the container.
 
     :param early: read the options pytest parsed before loading conftest.py files
         (``pytest_load_initial_conftests`` runs before the full parse).
     """
+    if os.environ.get(REMOTE_ENV):
+        return False  # this session is the remote side of an --orchestrate-exec run
     if early:
         flag = getattr(config.known_args_namespace, "orchestrate", None)
     else:
@@ -163,11 +205,23 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     if enabled(early_config, early=True):
         from pytest_orchestrator.auditors.measure import start_measurement
 
-        start_measurement(early_config)
+        remote = bool(_exec_prefix(early_config))
+        if remote:
+            # The container loads the project's conftest.py files; here they may not even
+            # import (the code only runs there), and no test runs here.
+            early_config.known_args_namespace.noconftest = True
+        start_measurement(early_config, remote=remote)
+
+
+def _exec_prefix(config: pytest.Config) -> str:
+    value = getattr(config.known_args_namespace, "orchestrate_exec", None)
+    return str(value if value is not None else config.getini("orchestrate_exec") or "")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if not enabled(config) and config.getoption("orchestrate_exec", default=None):
+        raise pytest.UsageError("--orchestrate-exec needs --orchestrate; add it")
     if enabled(config):
         from pytest_orchestrator.orchestrator import Orchestrator
 

@@ -24,6 +24,8 @@ from pytest_orchestrator.severity import tool_severity
 if TYPE_CHECKING:
     from coverage import Coverage
 
+    from pytest_orchestrator.remote.session import RemoteSession
+
 
 class WorkerCoverage:
     """On a pytest-xdist worker: stop measuring at the end and send the data home."""
@@ -76,6 +78,9 @@ class CoverageAuditor(Auditor):
             self.worker_data.append(data)
 
     def _coverage(self) -> tuple[Measurement, Coverage]:
+        remote = self._remote()
+        if remote is not None and remote.coverage_error:
+            raise ToolUnavailable(remote.coverage_error)
         measurement = self.config.stash.get(MEASUREMENT_KEY, None)
         if measurement is None:
             raise ToolUnavailable("coverage was not started; is coverage installed?")
@@ -89,6 +94,13 @@ class CoverageAuditor(Auditor):
         if measurement.cov is None:
             raise ToolUnavailable("coverage was not started; is coverage installed?")
         return measurement, measurement.cov
+
+    def _remote(self) -> RemoteSession | None:
+        if not self.config.pluginmanager.has_plugin("orchestrator-remote"):
+            return None
+        from pytest_orchestrator.remote.session import REMOTE_KEY
+
+        return self.config.stash.get(REMOTE_KEY, None)
 
     def finish(self, context: AuditContext) -> AuditResult:
         from coverage.data import CoverageData
@@ -108,6 +120,9 @@ class CoverageAuditor(Auditor):
                     other = CoverageData(no_disk=True)
                     other.loads(blob)
                     data.update(other)
+                remote = self._remote()
+                if remote is not None and remote.coverage_data is not None:
+                    data.update(remote.coverage_data)
                 for reporter, analysis in get_analysis_to_report(cov, None):
                     rel = context.relpath(reporter.filename)
                     if Path(rel).is_absolute():

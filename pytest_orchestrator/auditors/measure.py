@@ -103,8 +103,50 @@ def _choose_core(cov: Coverage) -> str | None:
     return "sysmon"
 
 
-def start_measurement(config: pytest.Config) -> None:
-    """Start (or find) the coverage measurement of this process; stash it in ``config``."""
+def _configured(rootdir: Path) -> Coverage:
+    """A Coverage object with the project's configuration; call it with the cwd at rootdir.
+
+    With no ``source``, ``source_pkgs`` or ``include`` configured, the discovered packages
+    are the source.
+    """
+    from coverage import Coverage
+
+    from pytest_orchestrator.sources import find_sources
+
+    cov = Coverage(data_file=None, config_file=_config_file(rootdir))
+    if not any(cov.get_option(f"run:{k}") for k in ("source", "source_pkgs", "include")):
+        sources = [str(p) for p in find_sources(rootdir)]
+        cov.set_option("run:source", sources or [str(rootdir)])
+    return cov
+
+
+def coverage_sources(config: pytest.Config) -> tuple[list[str], bool]:
+    """What to measure in a remote run: (sources as absolute paths or package names, branch).
+
+    Relative ``source`` entries of the configuration are made absolute against the rootdir.
+    """
+    measurement = config.stash.get(MEASUREMENT_KEY, None)
+    rootdir = config.rootpath
+    with warnings.catch_warnings(), cwd(rootdir):
+        warnings.simplefilter("ignore")
+        cov = measurement.cov if measurement and measurement.cov else _configured(rootdir)
+        sources = [str(s) for s in cov.get_option("run:source") or []]  # type: ignore[union-attr]
+        sources += [str(s) for s in cov.get_option("run:source_pkgs") or []]  # type: ignore[union-attr]
+        branch = bool(cov.get_option("run:branch"))
+    out = []
+    for source in sources:
+        path = rootdir / source
+        out.append(str(path.resolve()) if path.exists() else str(source))
+    return out, branch
+
+
+def start_measurement(config: pytest.Config, remote: bool = False) -> None:
+    """Start (or find) the coverage measurement of this process; stash it in ``config``.
+
+    :param remote: the tests run in a container (``--orchestrate-exec``): nothing of the
+        project runs here, so the Coverage object is only configured, not started (a
+        tracer would slow the replay), and the container's data is added to it later.
+    """
     if not _wants_coverage(config):
         return
     if _pytest_cov_active(config):
@@ -116,17 +158,13 @@ def start_measurement(config: pytest.Config) -> None:
     if running is not None:
         config.stash[MEASUREMENT_KEY] = Measurement("coverage", cov=running)
         return
-    from pytest_orchestrator.sources import find_sources
-
-    rootdir = config.rootpath
-    with warnings.catch_warnings(record=True) as caught, cwd(rootdir):
+    with warnings.catch_warnings(record=True) as caught, cwd(config.rootpath):
         warnings.simplefilter("always")
-        cov = Coverage(data_file=None, config_file=_config_file(rootdir))
-        if not any(cov.get_option(f"run:{k}") for k in ("source", "source_pkgs", "include")):
-            sources = [str(p) for p in find_sources(rootdir)]
-            cov.set_option("run:source", sources or [str(rootdir)])
-        core = _choose_core(cov)
-        cov.start()
+        cov = _configured(config.rootpath)
+        core = None
+        if not remote:
+            core = _choose_core(cov)
+            cov.start()
     notes = [str(w.message) for w in caught]
     config.stash[MEASUREMENT_KEY] = Measurement(
         "pytest-orchestrator", cov=cov, core=core, notes=notes

@@ -66,6 +66,7 @@ class TestsAuditor(Auditor):
             return
         if report.failed:
             path, line, _ = report.location
+            path = "" if path == "." else path  # a remote-run error belongs to no file
             kind = "test-failed" if report.when == "call" else "test-error"
             self.failures[report.nodeid] = (
                 kind,
@@ -77,7 +78,8 @@ class TestsAuditor(Auditor):
     @pytest.hookimpl
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            path = report.nodeid.split("::")[0] or None
+            # Remote modules (``odoo:tests/test_x.py``) carry their repository path.
+            path = getattr(report, "local_path", None) or report.nodeid.split("::")[0] or None
             self.failures[report.nodeid or "<collection>"] = (
                 "collection-error",
                 path or "",

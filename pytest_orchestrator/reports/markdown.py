@@ -37,6 +37,8 @@ def render(report: Report) -> str:
         + (f", {', '.join(project.frameworks)}" if project.frameworks else "")
         + ".",
         "",
+        *[f"- {_cell(line)}" for line in (report.remote.describe() if report.remote else [])],
+        *([""] if report.remote else []),
         "## Gate",
         "",
     ]

@@ -96,6 +96,8 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         f"{project.lines_of_code} lines of code in {', '.join(project.sources) or 'no package'}"
         f"{frameworks}"
     )
+    for line in report.remote.describe() if report.remote else []:
+        console.print(escape(line))
     console.print(_table(report, markup))
     for audit in report.audits:
         if audit.status != "ok":

@@ -1,0 +1,1 @@
+"""A tiny calculator whose tests show every outcome pytest has."""

@@ -1,0 +1,1 @@
+"""Running the test suite inside a container (or any exec prefix) and replaying its results."""

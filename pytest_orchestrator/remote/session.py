@@ -1,0 +1,574 @@
+"""Remote tests as ordinary pytest items of the host session.
+
+With ``--orchestrate-exec``, :class:`RemoteSession` replaces pytest's collection: it runs
+the whole suite once in the container (one exec round trip, see ``runner``), then builds
+one :class:`RemoteModule` per remote test file and one :class:`RemoteItem` per remote
+test, whose setup, call and teardown replay the remote outcome (passed, failed with the
+remote traceback, skipped with its reason, xfailed, error). pytest's own machinery then
+reports them, so ``--junitxml``, ``-rA``, ``--durations``, the terminal, other plugins'
+``pytest_runtest_logreport`` and the ``tests`` auditor see ordinary results.
+
+Node ids are ``TARGET:PATH::NAME``, e.g. ``odoo:addons/l10n_x/tests/test_tax.py::test_vat``:
+the target (service, container, pod or host) and the repository path of the test file.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import defaultdict, deque
+from collections.abc import Generator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _pytest._code.code import TerminalRepr
+
+from pytest_orchestrator.models import RemoteRun
+from pytest_orchestrator.remote.junit import CaseResult, Detail, JUnitError, parse_junit
+from pytest_orchestrator.remote.pathmap import PathMap, PathMapping
+from pytest_orchestrator.remote.prefix import ExecPrefix
+from pytest_orchestrator.remote.runner import Exchange, ExecCommand, RemoteFault, run_remote
+
+if TYPE_CHECKING:
+    from _pytest._io import TerminalWriter
+    from coverage import CoverageData
+
+    from pytest_orchestrator.config import OrchestrationConfig
+
+REMOTE_KEY = pytest.StashKey["RemoteSession"]()
+_HEADER = re.compile(r"^-{3,} Captured (\w+) -{3,}$")
+_PHASE_MESSAGE = re.compile(r'^failed on (?:setup|teardown) with "(.*)"$', re.DOTALL)
+#: Characters of remote output quoted in a test error.
+OUTPUT_TAIL = 2000
+
+
+class RemoteOutcome(Exception):
+    """A failure or error replayed from the remote run; carries the remote text."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.text = text
+
+
+class _Crash:
+    """The short message pytest's summaries read (``longrepr.reprcrash.message``)."""
+
+    def __init__(self, path: str, lineno: int, message: str) -> None:
+        self.path = path
+        self.lineno = lineno
+        self.message = message
+
+
+class RemoteFailureRepr(TerminalRepr):
+    """The remote traceback text, shown as it was printed in the container."""
+
+    def __init__(self, text: str, crash: _Crash) -> None:
+        self.text = text
+        self.reprcrash = crash
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        for line in self.text.rstrip("\n").splitlines():
+            tw.line(line, red=line.startswith("E "))
+
+
+class RemoteItem(pytest.Item):
+    """One remote test. ``case`` is its JUnit result; ``fault`` an error to report instead."""
+
+    case: CaseResult | None = None
+    fault: str | None = None
+    lineno: int | None = None
+    remote_nodeid: str = ""
+
+    def setup(self) -> None:
+        if self.fault is not None:
+            raise RemoteOutcome(self.fault.splitlines()[0], self.fault)
+        if self.case is not None and self.case.setup_error is not None:
+            self._raise(self.case.setup_error)
+
+    def runtest(self) -> None:
+        case = self.case
+        if case is None:
+            return  # --collect-only: nothing ran
+        if case.failure is not None:
+            self._raise(case.failure)
+        if case.skipped is not None:
+            if case.xfailed:
+                pytest.xfail(case.skipped.message)
+            pytest.skip(case.skipped.message or "skipped in the remote run")
+
+    def teardown(self) -> None:
+        if self.case is not None and self.case.teardown_error is not None:
+            self._raise(self.case.teardown_error)
+
+    def _raise(self, detail: Detail) -> None:
+        case = self.case
+        if case is not None:
+            for text in (case.system_out, case.system_err):
+                for name, content in _sections(text):
+                    self.add_report_section("call", f"remote {name}", content)
+        message = _unwrap(detail.message)
+        raise RemoteOutcome(message, detail.text or message)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, RemoteOutcome):
+            path, lineno, _ = self.location
+            crash = _Crash(path, (lineno or 0) + 1, excinfo.value.message)
+            return RemoteFailureRepr(excinfo.value.text, crash)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        rest = self.remote_nodeid.partition("::")[2]
+        return self.path, self.lineno, rest.replace("::", ".") or self.name
+
+
+class RemoteModule(pytest.Collector):
+    """One remote test file; ``collect`` yields its items or replays its collection error."""
+
+    remote_items: list[RemoteItem]
+    shown_path: str = ""
+    collect_error: str | None = None
+    collect_skip: str | None = None
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        if self.collect_error is not None:
+            raise RemoteOutcome(self.collect_error.strip().splitlines()[-1], self.collect_error)
+        if self.collect_skip is not None and not self.remote_items:
+            pytest.skip(self.collect_skip)
+        return list(self.remote_items)
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, RemoteOutcome):
+            return excinfo.value.text
+        return super().repr_failure(excinfo)
+
+
+def _teardown_only(case: CaseResult) -> bool:
+    return case.teardown_error is not None and not (
+        case.failure or case.setup_error or case.skipped
+    )
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """pytest's captured-output text in JUnit (``--- Captured Out ---`` headed parts) as
+    (name, content) pairs with content, e.g. [("stdout", "dividing 1 by 3\n")]."""
+    names = {"Out": "stdout", "Err": "stderr", "Log": "log"}
+    out: list[tuple[str, str]] = []
+    name, lines = "output", list[str]()
+    for line in text.splitlines(keepends=True):
+        match = _HEADER.match(line.strip())
+        if match:
+            if "".join(lines).strip():
+                out.append((name, "".join(lines)))
+            name, lines = names.get(match.group(1), match.group(1).lower()), []
+        else:
+            lines.append(line)
+    if "".join(lines).strip():
+        out.append((name, "".join(lines)))
+    return out
+
+
+def _unwrap(message: str) -> str:
+    """'failed on setup with "RuntimeError: x"' -> 'RuntimeError: x' (pytest's JUnit)."""
+    match = _PHASE_MESSAGE.match(message)
+    return match.group(1) if match else message
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    if len(text) > OUTPUT_TAIL:
+        text = "..." + text[-OUTPUT_TAIL:]
+    return text
+
+
+class RemoteSession:
+    """The pytest plugin that runs the suite remotely and replays it (see module doc)."""
+
+    def __init__(self, config: pytest.Config, settings: OrchestrationConfig) -> None:
+        self.config = config
+        self.settings = settings
+        self.prefix = ExecPrefix.parse(settings.exec_prefix)
+        self.command = ExecCommand.parse(settings.exec_command)
+        rootdir = config.rootpath
+        self.pathmap = PathMap([PathMapping.parse(m, rootdir) for m in settings.path_map])
+        self.rootdir = rootdir
+        self.exchange: Exchange | None = None
+        self.round_trips = 0
+        self.unmapped: list[str] = []
+        self.problems: list[str] = []
+        self.coverage_data: CoverageData | None = None
+        self.coverage_error: str | None = None
+        self.coverage_branch = False
+        self.coverage_sources: list[str] | None = None
+        self.items = 0
+
+    # -- what is sent -------------------------------------------------------------------
+
+    def _remote_path(self, local: Path) -> str | None:
+        if self.pathmap.mappings:
+            return self.pathmap.to_remote(local)
+        try:
+            rel = local.resolve().relative_to(self.rootdir.resolve())
+        except ValueError:
+            return None
+        return rel.as_posix() or "."
+
+    def _unmapped_hint(self, what: str) -> str:
+        if self.pathmap.mappings:
+            return (
+                f"{what} is not under any --orchestrate-path-map LOCAL directory; "
+                "add --orchestrate-path-map=REMOTE=LOCAL for it"
+            )
+        return (
+            f"{what} is outside the rootdir {str(self.rootdir)!r}, which the container's "
+            "working directory stands for; add --orchestrate-path-map=REMOTE=LOCAL"
+        )
+
+    def remote_args(self) -> list[str]:
+        """The remote pytest's arguments: mapped test paths, ``-k``, ``-m``.
+
+        :raises pytest.UsageError: a test path that no path map covers.
+        """
+        config = self.config
+        args: list[str] = []
+        keyword = config.getoption("keyword", default="")
+        markexpr = config.getoption("markexpr", default="")
+        if keyword:
+            args += ["-k", keyword]
+        if markexpr:
+            args += ["-m", markexpr]
+        if config.getoption("continue_on_collection_errors", default=False):
+            args.append("--continue-on-collection-errors")
+        invocation = config.invocation_params.dir
+        if config.args_source == pytest.Config.ArgsSource.ARGS:
+            paths = list(config.args)
+        elif config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
+            paths = [] if invocation.resolve() == self.rootdir.resolve() else [str(invocation)]
+        else:
+            paths = []  # testpaths: the remote pytest reads its own
+        for arg in paths:
+            if arg.startswith(f"{self.prefix.tag}:"):
+                arg = arg[len(self.prefix.tag) + 1 :]  # a node id copied from our output
+            path, sep, rest = arg.partition("::")
+            remote = self._remote_path(invocation / path)
+            if remote is None:
+                raise pytest.UsageError(self._unmapped_hint(f"test path {path!r}"))
+            args.append(remote + sep + rest)
+        return args
+
+    def coverage_options(self) -> dict[str, Any] | None:
+        """``{"source": [...], "branch": bool}`` for the remote coverage, or None if off."""
+        if "coverage" not in self.settings.dimensions:
+            return None
+        from pytest_orchestrator.auditors.measure import coverage_sources
+
+        sources, branch = coverage_sources(self.config)
+        remote_sources = []
+        for source in sources:
+            local = Path(source)
+            if not local.is_absolute() or not local.exists():
+                remote_sources.append(source)  # a package name
+                continue
+            remote = self._remote_path(local)
+            if remote is None:
+                self.problems.append(self._unmapped_hint(f"coverage source {source!r}"))
+            else:
+                remote_sources.append(remote)
+        self.coverage_branch = branch
+        return {"source": remote_sources, "branch": branch}
+
+    # -- the round trip -----------------------------------------------------------------
+
+    def _announce(self) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.get_verbosity() >= 0:
+            reporter.write_line(
+                f"running the tests in {self.prefix.tag!r} through: {self.prefix.display()}"
+            )
+
+    def run(self) -> Exchange:
+        """Run the remote suite once.
+
+        :raises pytest.UsageError: the remote side could not run at all (one line).
+        """
+        options = {
+            "args": self.remote_args(),
+            "coverage": self.coverage_options(),
+            "collect_only": bool(self.config.getoption("collectonly", default=False)),
+        }
+        self._announce()
+        self.round_trips += 1
+        try:
+            exchange = run_remote(self.prefix, self.command, options, self.settings.exec_timeout)
+        except RemoteFault as exc:
+            raise pytest.UsageError(f"--orchestrate-exec: {exc}") from None
+        self.exchange = exchange
+        bundle = exchange.bundle or {}
+        if (
+            exchange.bundle is not None
+            and not bundle.get("timed_out")
+            and bundle.get("returncode") == pytest.ExitCode.USAGE_ERROR
+        ):
+            raise pytest.UsageError(
+                "--orchestrate-exec: the remote pytest refused its arguments: "
+                + _error_line(bundle.get("output_tail", ""))
+            )
+        return exchange
+
+    # -- collection ---------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool:
+        exchange = self.run()
+        self.pathmap = self.pathmap.with_default(
+            str((exchange.bundle or {}).get("cwd") or "/"), self.rootdir
+        )
+        self._coverage(exchange)
+        nodes = self.build(session, exchange)
+        hook = self.config.hook
+        hook.pytest_collectstart(collector=session)
+        report = pytest.CollectReport(session.nodeid, "passed", None, list(nodes))
+        hook.pytest_collectreport(report=report)
+        items: list[pytest.Item] = []
+        for node in nodes:
+            items.extend(self._genitems(node))
+        session.items = items
+        self.config.pluginmanager.check_pending()
+        option = self.config.option
+        saved = (getattr(option, "keyword", ""), getattr(option, "markexpr", ""))
+        option.keyword, option.markexpr = "", ""  # already applied by the remote pytest
+        try:
+            hook.pytest_collection_modifyitems(session=session, config=self.config, items=items)
+        finally:
+            option.keyword, option.markexpr = saved
+            hook.pytest_collection_finish(session=session)
+        session.testscollected = len(items)
+        self.items = len(items)
+        return True
+
+    def _genitems(self, node: pytest.Item | pytest.Collector) -> Iterator[pytest.Item]:
+        if isinstance(node, pytest.Item):
+            node.ihook.pytest_itemcollected(item=node)
+            yield node
+            return
+        node.ihook.pytest_collectstart(collector=node)
+        report: pytest.CollectReport = node.ihook.pytest_make_collect_report(collector=node)
+        report.__dict__.pop("call", None)
+        if isinstance(node, RemoteModule):
+            report.local_path = node.shown_path  # type: ignore[attr-defined]
+        if report.passed:
+            for child in report.result:
+                yield from self._genitems(child)
+        node.ihook.pytest_collectreport(report=report)
+
+    def _module(
+        self, session: pytest.Session, modules: dict[str, RemoteModule], file: str, remote_root: str
+    ) -> RemoteModule:
+        if file in modules:
+            return modules[file]
+        remote_abs = posixpath.normpath(posixpath.join(remote_root, file))
+        local = self.pathmap.to_local(remote_abs)
+        if local is None:
+            self.unmapped.append(remote_abs)
+            path, shown = Path(remote_abs), remote_abs
+        else:
+            path = local
+            try:
+                shown = local.relative_to(self.rootdir.resolve()).as_posix()
+            except ValueError:
+                shown = local.as_posix()
+        module = RemoteModule.from_parent(
+            session,
+            name=posixpath.basename(file) or file,
+            path=path,
+            nodeid=f"{self.prefix.tag}:{shown}",
+        )
+        module.remote_items = []
+        module.shown_path = shown
+        modules[file] = module
+        return module
+
+    def build(
+        self, session: pytest.Session, exchange: Exchange
+    ) -> list[pytest.Item | pytest.Collector]:
+        """The host nodes for the remote run (see the module docstring)."""
+        bundle = exchange.bundle or {}
+        manifest = bundle.get("manifest") or {}
+        tail = _tail(bundle.get("output_tail") or exchange.stderr)
+        if manifest.get("items") is None:
+            return [self._session_error(session, exchange, tail)]
+        cases: dict[tuple[str, str], deque[CaseResult]] = defaultdict(deque)
+        fault: str | None = None
+        if bundle.get("timed_out"):
+            fault = (
+                f"the remote run timed out after {self.settings.exec_timeout:g} s before this "
+                f"test reported; last remote output:\n{tail}"
+            )
+        elif isinstance(bundle.get("returncode"), int) and bundle["returncode"] < 0:
+            fault = (
+                f"the remote pytest was killed by signal {-bundle['returncode']} before this "
+                f"test reported; last remote output:\n{tail}"
+            )
+        elif bundle.get("junit") is None:
+            fault = f"the remote pytest wrote no JUnit XML; last remote output:\n{tail}"
+        if bundle.get("junit"):
+            try:
+                for case in parse_junit(bundle["junit"]):
+                    queue = cases[case.key]
+                    if queue and _teardown_only(case) and queue[-1].teardown_error is None:
+                        # pytest writes a failed test's teardown error as a second testcase
+                        queue[-1] = replace(queue[-1], teardown_error=case.teardown_error)
+                    else:
+                        queue.append(case)
+            except JUnitError as exc:
+                self.problems.append(f"remote JUnit XML: {exc}")
+                fault = f"the remote JUnit XML could not be read: {exc}"
+        from pytest_orchestrator.remote.junit import mangle
+
+        remote_root = str(manifest.get("rootdir") or bundle.get("cwd") or "/")
+        modules: dict[str, RemoteModule] = {}
+        collect_only = bool(self.config.getoption("collectonly", default=False))
+        for nodeid, location, lineno in manifest["items"]:
+            file, _, rest = nodeid.partition("::")
+            module = self._module(session, modules, file, remote_root)
+            name = rest.rsplit("::", 1)[-1] if rest else file
+            item = RemoteItem.from_parent(module, name=name, nodeid=f"{module.nodeid}::{rest}")
+            item.remote_nodeid = nodeid
+            item.lineno = lineno if location == file else None
+            found = cases.get(mangle(nodeid))
+            if found:
+                item.case = found.popleft()
+            elif not collect_only:
+                item.fault = fault or (
+                    "no result for this test in the remote JUnit XML (remote pytest exit "
+                    f"status {bundle.get('returncode')}); last remote output:\n{tail}"
+                )
+            module.remote_items.append(item)
+        for nodeid, text in manifest.get("collect_errors", []):
+            file = nodeid.partition("::")[0]
+            self._module(session, modules, file or ".", remote_root).collect_error = text
+        for nodeid, reason in manifest.get("collect_skips", []):
+            file = nodeid.partition("::")[0]
+            self._module(session, modules, file or ".", remote_root).collect_skip = reason
+        return list(modules.values())
+
+    def _session_error(self, session: pytest.Session, exchange: Exchange, tail: str) -> RemoteItem:
+        bundle = exchange.bundle or {}
+        if exchange.channel_timed_out:
+            why = (
+                f"the exec channel gave no answer within "
+                f"{self.settings.exec_timeout + 60:g} s and was killed"
+            )
+        elif bundle.get("timed_out"):
+            why = (
+                f"the remote run timed out after {self.settings.exec_timeout:g} s while collecting"
+            )
+        elif bundle.get("error"):
+            why = f"the remote program failed: {bundle['error']}"
+        elif exchange.bundle is None:
+            reason = "; ".join(exchange.problems) or "no result came back"
+            why = f"{reason} (exec exit status {exchange.returncode})"
+        else:
+            status = bundle.get("returncode")
+            why = f"the remote pytest stopped before collecting (exit status {status})"
+        self.problems.append(why)
+        item = RemoteItem.from_parent(
+            session,
+            name=f"{self.prefix.tag}:<remote run>",
+            nodeid=f"{self.prefix.tag}:<remote run>",
+        )
+        item.fault = f"{why}; last output:\n{tail}" if tail else why
+        return item
+
+    # -- coverage -----------------------------------------------------------------------
+
+    def _coverage(self, exchange: Exchange) -> None:
+        if "coverage" not in self.settings.dimensions:
+            return
+        bundle = exchange.bundle or {}
+        if bundle.get("coverage_error"):
+            self.coverage_error = str(bundle["coverage_error"]) + (
+                "; install coverage there (python -m pip install coverage)"
+            )
+            return
+        raw = bundle.get("coverage_data")
+        if raw is None:
+            self.coverage_error = "no coverage data came back from the remote run"
+            return
+        from coverage import CoverageData
+
+        data = CoverageData(no_disk=True)
+        lines: dict[str, list[int]] = {}
+        arcs: dict[str, list[tuple[int, int]]] = {}
+        for remote, found in raw.get("files", {}).items():
+            local = self.pathmap.to_local(remote)
+            if local is None:
+                self.unmapped.append(remote)
+                continue
+            if raw.get("branch"):
+                arcs[str(local)] = [(int(a), int(b)) for a, b in found]
+            else:
+                lines[str(local)] = [int(n) for n in found]
+        if arcs:
+            data.add_arcs(arcs)
+        if lines:
+            data.add_lines(lines)
+        self.coverage_data = data
+
+    # -- replay details -----------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.excinfo is not None and isinstance(call.excinfo.value, RemoteOutcome):
+            # pytest formats setup and teardown errors itself; show the remote text instead
+            report.longrepr = item.repr_failure(call.excinfo)
+        if isinstance(item, RemoteItem) and item.case is not None:
+            if call.when == "call":
+                report.duration = item.case.time
+            if report.skipped and not hasattr(report, "wasxfail"):
+                path, lineno, _ = item.location
+                reason = item.case.skipped.message if item.case.skipped else "skipped"
+                report.longrepr = (path, (lineno or 0) + 1, f"Skipped: {reason}")
+        return report
+
+    def summary(self) -> RemoteRun:
+        """The ``remote`` section of the report."""
+        bundle = (self.exchange.bundle if self.exchange else None) or {}
+        manifest = bundle.get("manifest") or {}
+        return RemoteRun(
+            target=self.prefix.tag,
+            kind=self.prefix.kind,
+            prefix=self.prefix.display(),
+            command=" ".join(
+                [*self.command.interpreter, "-m", "pytest", *self.command.pytest_options]
+            ),
+            python=bundle.get("python"),
+            pytest=manifest.get("pytest"),
+            coverage=bundle.get("coverage"),
+            cwd=bundle.get("cwd"),
+            rootdir=manifest.get("rootdir"),
+            returncode=bundle.get("returncode"),
+            timed_out=bool(
+                bundle.get("timed_out") or (self.exchange and self.exchange.channel_timed_out)
+            ),
+            duration=self.exchange.duration if self.exchange else 0.0,
+            round_trips=self.round_trips,
+            tests=self.items,
+            unmapped=sorted(set(self.unmapped)),
+            problems=self.problems,
+        )
+
+
+def _error_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR", "E "))]
+    return (errors or lines or ["no output"])[-1].removeprefix("ERROR: ")[:300]

@@ -149,10 +149,14 @@ class Counter:
 '''
 
 
-def test_module(index: int) -> str:
-    """The source of ``tests/test_mod_NN.py``: PLAIN_TESTS functions, then the parametrized."""
+def test_module(index: int, test_ms: float = 0.0) -> str:
+    """The source of ``tests/test_mod_NN.py``: PLAIN_TESTS functions, then the parametrized.
+
+    :param test_ms: milliseconds each test also sleeps (I/O-like work, e.g. a database call).
+    """
+    wait = f"time.sleep({test_ms / 1000!r})\n    " if test_ms else ""
     parts = [
-        f'"""Generated module {index}."""\n\nimport pytest\n\n'
+        f'"""Generated module {index}."""\n\nimport time\n\nimport pytest\n\n'
         f"from {PACKAGE} import Counter, add, classify, scale\n"
     ]
     checks = (
@@ -171,14 +175,14 @@ def test_module(index: int) -> str:
             m2=2 * m,
             sign="negative" if i < m else ("zero" if i == m else "positive"),
         )
-        parts.append(f"\n\ndef test_{number:03d}():\n    {body}\n")
+        parts.append(f"\n\ndef test_{number:03d}():\n    {wait}{body}\n")
     for count, cases in PARAMETRIZED:
         for number in range(count):
             values = ", ".join(f"({k}, {k + index})" for k in range(cases))
             parts.append(
                 f'\n\n@pytest.mark.parametrize(("value", "expected"), [{values}])\n'
                 f"def test_param_{number}(value, expected):\n"
-                f"    assert add(value, {index}) == expected\n"
+                f"    {wait}assert add(value, {index}) == expected\n"
             )
     return "".join(parts)
 
@@ -217,7 +221,7 @@ def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def generate(work: Path) -> Setup:
+def generate(work: Path, test_ms: float = 0.0) -> Setup:
     """Write the project, the compose file and the wrapper into a new directory of ``work``."""
     work.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="remote_exec-", dir=work))
@@ -236,7 +240,7 @@ def generate(work: Path) -> Setup:
     )
     for index in range(MODULES):
         (project / "tests" / f"test_mod_{index:02d}.py").write_text(
-            test_module(index), encoding="utf-8"
+            test_module(index, test_ms), encoding="utf-8"
         )
     compose_dir = root / "compose"
     compose_dir.mkdir()
@@ -517,6 +521,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the generated project and logs afterwards"
     )
+    parser.add_argument(
+        "--test-ms",
+        type=float,
+        default=0.0,
+        help="milliseconds each test sleeps, as tests doing I/O would (default: 0, trivial tests)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0:
         parser.error("--rounds must be >= 1 and --warmup >= 0")
@@ -554,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"remote_exec: {problem}; {SETUP_HINT}", file=sys.stderr)
         return 2
-    setup = generate(args.work_dir.resolve())
+    setup = generate(args.work_dir.resolve(), args.test_ms)
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {versions()}; "
         f"{EXPECTED} tests ({MODULES} modules) in {setup.project}"

@@ -93,6 +93,7 @@ def test_remote_run_replays_every_outcome_like_a_local_run(
         "passed": 7,
         "skipped": 1,
         "xfailed": 1,
+        "xpassed": 1,
         "errors": 2,
     }
     # the host's own --junitxml sees the replayed results like local ones
@@ -117,13 +118,14 @@ def test_remote_run_replays_every_outcome_like_a_local_run(
     remote.stdout.fnmatch_lines(
         [
             "tests ran in 'remote' through 'env -C *' (Python *, pytest *, coverage *): "
-            "11 tests, 1 round trip, * s",
+            "12 tests, 1 round trip, * s",
         ]
     )
     remote.stdout.fnmatch_lines(
         [
             "SKIPPED [[]1] tests/test_ops.py:15: not on this platform",
             "XFAIL remote:tests/test_ops.py::test_expected_failure - rounding is known to be off",
+            "XPASS remote:tests/test_ops.py::test_unexpectedly_fixed - was broken once",
             "ERROR remote:tests/test_ops.py::test_setup_error - RuntimeError: database is down",
             "ERROR remote:tests/test_ops.py::test_teardown_error - RuntimeError: cleanup failed",
             "FAILED remote:tests/test_ops.py::test_divide_fails - assert 0.3333333333333333 == 0.3",
@@ -150,7 +152,7 @@ def test_remote_run_replays_every_outcome_like_a_local_run(
     }
     assert there.remote is not None and here.remote is None
     assert there.remote.round_trips == 1
-    assert there.remote.tests == 11
+    assert there.remote.tests == 12
     assert there.remote.rootdir == str(remote_dir)
     assert there.remote.unmapped == [] and there.remote.problems == []
 
@@ -178,6 +180,80 @@ def test_selection_and_node_ids_pass_through(project: pytest.Pytester, remote_di
     assert "test_big" not in result.stdout.str()
 
 
+def test_other_selection_options_pass_through(project: pytest.Pytester, remote_dir: Path) -> None:
+    sync(project, remote_dir)
+    ignored = project.runpytest(
+        *remote_args(remote_dir, HOST_ONLY),
+        "--ignore=tests/test_ops.py",
+        "--deselect=remote:tests/test_zero.py::test_divide_by_zero",
+        "tests",
+    )
+    first_failure = project.runpytest(*remote_args(remote_dir, HOST_ONLY), "-x")
+
+    assert ignored.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert first_failure.parseoutcomes() == {"passed": 1, "failed": 1}
+    first_failure.stdout.fnmatch_lines(["*stopping after 1 failures*"])
+
+
+def test_default_test_paths_follow_the_path_map(project: pytest.Pytester, remote_dir: Path) -> None:
+    # The container's working directory is not the project: testpaths must be mapped.
+    sync(project, remote_dir)
+    result = project.runpytest(
+        "--orchestrate",
+        HOST_ONLY,
+        f"--orchestrate-exec=env -C {remote_dir.parent}",
+        f"--orchestrate-path-map={remote_dir}=.",
+        COMMAND,
+    )
+
+    assert result.parseoutcomes()["passed"] == 7
+    assert result.parseoutcomes()["xpassed"] == 1
+
+
+def test_xdist_in_the_remote_command_and_a_wrapper(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    local = project.runpytest_subprocess("--orchestrate", "--orchestrate-report=json:local.json")
+    sync(project, remote_dir)
+    remote = project.runpytest_subprocess(
+        "--orchestrate",
+        f"--orchestrate-exec=env -C {remote_dir}",
+        f"--orchestrate-path-map={remote_dir}=.",
+        f"--orchestrate-exec-command=env PYTHONHASHSEED=0 {sys.executable} -m pytest -n 2",
+        "--orchestrate-report=json:remote.json",
+    )
+
+    assert remote.parseoutcomes() == local.parseoutcomes()
+    here, there = load(project.path / "local.json"), load(project.path / "remote.json")
+    cov_here, cov_there = here.audit("coverage"), there.audit("coverage")
+    assert cov_here is not None and cov_here.coverage is not None
+    assert cov_there is not None and cov_there.coverage is not None
+    # the xdist workers are measured too, not only the controller
+    assert cov_there.coverage.percent == cov_here.coverage.percent == 66.67
+    assert there.remote is not None and there.remote.tests == 12
+
+
+def test_branch_coverage_and_relative_files_match_a_local_run(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    with (project.path / "pyproject.toml").open("a") as handle:
+        handle.write("\n[tool.coverage.run]\nbranch = true\nrelative_files = true\n")
+    local = project.runpytest_subprocess("--orchestrate", "--orchestrate-report=json:local.json")
+    sync(project, remote_dir)
+    remote = project.runpytest_subprocess(
+        *remote_args(remote_dir), "--orchestrate-report=json:remote.json"
+    )
+
+    assert remote.ret == local.ret
+    here, there = load(project.path / "local.json"), load(project.path / "remote.json")
+    cov_here, cov_there = here.audit("coverage"), there.audit("coverage")
+    assert cov_here is not None and cov_here.coverage is not None
+    assert cov_there is not None and cov_there.coverage is not None
+    assert cov_there.coverage.branches > 0
+    assert cov_there.coverage.files == cov_here.coverage.files
+    assert {f.path: f.percent for f in cov_there.coverage.files}["calc/report.py"] == 0.0
+
+
 def test_collect_only_lists_remote_items(project: pytest.Pytester, remote_dir: Path) -> None:
     sync(project, remote_dir)
     result = project.runpytest(*remote_args(remote_dir, HOST_ONLY), "--collect-only", "-q")
@@ -187,7 +263,7 @@ def test_collect_only_lists_remote_items(project: pytest.Pytester, remote_dir: P
         [
             "remote:tests/test_ops.py::test_add",
             "remote:tests/test_zero.py::test_divide_by_zero",
-            "11 tests collected in *",
+            "12 tests collected in *",
         ]
     )
 
@@ -228,7 +304,10 @@ def test_remote_collection_error_is_a_collection_error_here(
     assert finding.path == "tests/test_broken.py"
 
 
-def test_timeout_reports_each_test_as_an_error(project: pytest.Pytester, remote_dir: Path) -> None:
+def test_timeout_keeps_finished_results_and_errors_the_rest(
+    project: pytest.Pytester, remote_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
     project.path.joinpath("tests", "test_slow.py").write_text(
         "import time\n\ndef test_sleeps():\n    time.sleep(60)\n"
     )
@@ -242,9 +321,16 @@ def test_timeout_reports_each_test_as_an_error(project: pytest.Pytester, remote_
 
     assert time.monotonic() - started < 40
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert result.parseoutcomes()["errors"] == 12
+    # The remote pytest is interrupted, so the tests that finished keep their results;
+    # the one running and the one never reached become errors.
+    outcomes = result.parseoutcomes()
+    assert (outcomes["passed"], outcomes["failed"], outcomes["errors"]) == (6, 1, 4)
+    assert outcomes["xpassed"] == 1
     result.stdout.fnmatch_lines(
-        ["*the remote run timed out after 3 s before this test reported; last remote output:*"]
+        [
+            "ERROR remote:tests/test_slow.py::test_sleeps - the remote run timed out after 3 s*",
+            "ERROR remote:tests/test_zero.py::test_divide_by_zero - the remote run timed out*",
+        ]
     )
     report = load(project.path / "report.json")
     assert report.remote is not None and report.remote.timed_out
@@ -302,7 +388,7 @@ def test_hostile_junit_is_refused_and_reported(project: pytest.Pytester, remote_
         *remote_args(remote_dir, HOST_ONLY), "--orchestrate-report=json:report.json"
     )
 
-    assert result.parseoutcomes()["errors"] == 11
+    assert result.parseoutcomes()["errors"] == 12
     result.stdout.fnmatch_lines(
         ["*the remote JUnit XML could not be read: the JUnit XML declares a DTD or entities*"]
     )
@@ -334,7 +420,7 @@ def test_coverage_missing_in_the_container_leaves_the_tests_counted(
     assert coverage.reason is not None
     assert "coverage cannot be imported in the container" in coverage.reason
     assert "install coverage there" in coverage.reason
-    assert tests.status == "ok" and tests.score == 66.67
+    assert tests.status == "ok" and tests.score == 70.0
 
 
 def test_paths_no_map_covers_are_reported(project: pytest.Pytester, remote_dir: Path) -> None:
@@ -391,6 +477,11 @@ def test_paths_no_map_covers_are_reported(project: pytest.Pytester, remote_dir: 
         (
             ["--orchestrate-exec=env", "--orchestrate-exec-timeout=0"],
             "ERROR: --orchestrate-exec-timeout: '0' is not a valid timeout in seconds*",
+        ),
+        (
+            ["--orchestrate-exec=env", f"{COMMAND} --no-such-option"],
+            "ERROR: --orchestrate-exec: the remote pytest refused its arguments: "
+            "unrecognized arguments: --no-such-option",
         ),
         (
             ["--orchestrate-exec=env", "-n", "2"],

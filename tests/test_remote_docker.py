@@ -158,13 +158,13 @@ def test_container_run_matches_the_same_suite_run_locally(compose: Compose) -> N
             "app:tests/test_zero.py::test_divide_by_zero PASSED*",
             "E       assert 0.3333333333333333 == 0.3",
             "tests ran in 'app' through 'docker-compose *' (Python 3.11.*, pytest 7.*, "
-            "coverage 6.*): 11 tests, 1 round trip, * s",
+            "coverage 6.*): 12 tests, 1 round trip, * s",
         ]
     )
     summary = [
         line for line in remote.stdout.splitlines() if line.startswith("=") and " in " in line
     ]
-    assert "1 failed, 7 passed, 1 skipped, 1 xfailed, 2 errors" in summary[-1]
+    assert "1 failed, 7 passed, 1 skipped, 1 xfailed, 1 xpassed, 2 errors" in summary[-1]
     here, there = load(local_copy / "r.json"), load(compose.root / "remote.json")
     assert {a.dimension: a.score for a in there.audits} == {
         a.dimension: a.score for a in here.audits
@@ -186,7 +186,7 @@ def test_container_run_matches_the_same_suite_run_locally(compose: Compose) -> N
     assert there.remote is not None
     assert (there.remote.kind, there.remote.target) == ("compose-v1", "app")
     assert (there.remote.cwd, there.remote.rootdir) == ("/srv/project", "/srv/project")
-    assert there.remote.round_trips == 1 and there.remote.tests == 11
+    assert there.remote.round_trips == 1 and there.remote.tests == 12
     assert there.remote.unmapped == []
     junit = (compose.root / "remote.xml").read_text()
     assert 'classname="app:tests.test_ops.TestPower" name="test_big"' in junit
@@ -213,6 +213,16 @@ def test_explicit_path_map_and_selected_paths(compose: Compose) -> None:
     percents = {f.path: f.percent for f in coverage.coverage.files}
     assert percents["calc/ops.py"] == 38.46  # as locally: 5 of 13 lines, divide(1, 0) only
     assert report.remote.unmapped == []
+    # no path given: the testpaths are mapped, not the container's working directory (/)
+    everything = pytest_run(
+        compose.project,
+        "--orchestrate",
+        f"--orchestrate-exec={compose.prefix('elsewhere')}",
+        "--orchestrate-path-map=/opt/app=.",
+    )
+    pytest.LineMatcher(everything.stdout.splitlines()).fnmatch_lines(
+        ["*= 1 failed, 7 passed, 1 skipped, 1 xfailed, 1 xpassed, 2 errors in *"]
+    )
 
 
 def test_timeout_stops_the_remote_pytest_too(compose: Compose) -> None:

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from pytest_orchestrator.remote import runner
 from pytest_orchestrator.remote.bootstrap import BEGIN, END, PROTOCOL
 from pytest_orchestrator.remote.pathmap import PathMap, PathMapping
-from pytest_orchestrator.remote.prefix import ExecPrefix
-from pytest_orchestrator.remote.runner import ExecCommand, bootstrap_source, decode_bundle
+from pytest_orchestrator.remote.prefix import ExecPrefix, redact
+from pytest_orchestrator.remote.runner import Bundle, ExecCommand, bootstrap_source, decode_bundle
 
 # --------------------------------------------------------------------------- ExecPrefix.parse
 
@@ -192,9 +193,34 @@ def test_redacted_hides_a_token_given_as_the_next_argument() -> None:
 
 
 def test_redacted_hides_secret_environment_values() -> None:
-    prefix = ExecPrefix.parse("docker exec -e DB_PASSWORD=hunter2 -e LANG=C ctr")
-    assert prefix.redacted() == ["docker", "exec", "-e", "DB_PASSWORD=***", "-e", "LANG=C", "ctr"]
-    assert "hunter2" not in prefix.display()
+    prefix = ExecPrefix.parse(
+        "docker -H tcp://admin:s3cret@h exec -e DB_PASSWORD=hunter2 -e URL=pg://u:pw@db "
+        "--env=PGPASSWORD=x2 ctr"
+    )
+    assert prefix.redacted() == [
+        "docker",
+        "-H",
+        "tcp://***@h",
+        "exec",
+        "-e",
+        "DB_PASSWORD=***",
+        "-e",
+        "URL=***",
+        "--env=PGPASSWORD=***",
+        "ctr",
+    ]
+    for secret in ("hunter2", "s3cret", "pw@", "x2"):
+        assert secret not in prefix.display()
+    assert redact(["sshpass", "-p", "pw", "ssh", "-p", "22", "h"]) == [
+        "sshpass",
+        "-p",
+        "***",
+        "ssh",
+        "-p",
+        "22",
+        "h",
+    ]
+    assert redact(["env", "API_TOKEN=abc", "python3"]) == ["env", "API_TOKEN=***", "python3"]
 
 
 @pytest.mark.parametrize(
@@ -480,21 +506,37 @@ def test_with_default_maps_the_remote_cwd_only_when_no_map_was_given(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    ("text", "interpreter", "options"),
+    ("text", "interpreter", "python_options", "options", "python"),
     [
-        ("python -m pytest", ("python",), ()),
+        ("python -m pytest", ("python",), (), (), "python"),
         (
             "python3 -X utf8 -m pytest -p no:randomly",
             ("python3", "-X", "utf8"),
+            ("-X", "utf8"),
             ("-p", "no:randomly"),
+            "python3",
         ),
-        ("/venv/bin/python -m pytest", ("/venv/bin/python",), ()),
+        ("/venv/bin/python -m pytest", ("/venv/bin/python",), (), (), "/venv/bin/python"),
+        (  # wrappers before the Python are not Python options
+            "sudo -u odoo env PYTHONHASHSEED=0 /usr/bin/python3 -I -m pytest",
+            ("sudo", "-u", "odoo", "env", "PYTHONHASHSEED=0", "/usr/bin/python3", "-I"),
+            ("-I",),
+            (),
+            "/usr/bin/python3",
+        ),
+        ("poetry run python -m pytest", ("poetry", "run", "python"), (), (), "python"),
     ],
 )
 def test_exec_command_parse(
-    text: str, interpreter: tuple[str, ...], options: tuple[str, ...]
+    text: str,
+    interpreter: tuple[str, ...],
+    python_options: tuple[str, ...],
+    options: tuple[str, ...],
+    python: str,
 ) -> None:
-    assert ExecCommand.parse(text) == ExecCommand(interpreter, options)
+    parsed = ExecCommand.parse(text)
+    assert parsed == ExecCommand(interpreter, python_options, options)
+    assert parsed.python == python
 
 
 @pytest.mark.parametrize("text", ["pytest", "python -m coverage run", "", "-m pytest"])
@@ -524,13 +566,36 @@ BANNER = "Welcome to Ubuntu 24.04 LTS\r\n* Documentation: https://help.ubuntu.co
 def test_decode_bundle_between_noise() -> None:
     result = {"protocol": PROTOCOL, "junit": "<testsuites/>" * 50, "python": "3.12.1"}
     stdout = (BANNER + encode(result) + "Connection to host closed.\n").encode("utf-8")
-    assert decode_bundle(stdout) == result
+    assert decode_bundle(stdout) == Bundle.model_validate(result)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"protocol": PROTOCOL, "manifest": {"items": [[1, 2, 3]]}},
+        {"protocol": PROTOCOL, "manifest": "oops"},
+        {"protocol": PROTOCOL, "junit": 5},
+        {"protocol": PROTOCOL, "coverage_data": {"files": {"/a.py": ["a"]}}},
+    ],
+)
+def test_decode_bundle_refuses_malformed_bundles(result: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="the result from the container is malformed"):
+        decode_bundle(encode(result).encode())
+
+
+def test_decode_bundle_refuses_a_decompression_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "MAX_BUNDLE", 1024 * 1024)
+    bomb = {"protocol": PROTOCOL, "output_tail": "x" * (4 * 1024 * 1024)}  # 4 MiB -> ~4 KiB
+    stdout = encode(bomb).encode()
+    assert len(stdout) < 64 * 1024
+    with pytest.raises(ValueError, match="larger than 1048576 bytes"):
+        decode_bundle(stdout)
 
 
 def test_decode_bundle_takes_the_last_bundle() -> None:
-    first = {"protocol": PROTOCOL, "n": 1}
-    second = {"protocol": PROTOCOL, "n": 2}
-    assert decode_bundle((encode(first) + encode(second)).encode())["n"] == 2
+    first = {"protocol": PROTOCOL, "returncode": 1}
+    second = {"protocol": PROTOCOL, "returncode": 2}
+    assert decode_bundle((encode(first) + encode(second)).encode()).returncode == 2
 
 
 def test_decode_bundle_errors_are_distinct() -> None:
@@ -619,24 +684,26 @@ def test_real_bootstrap_runs_pytest_and_cleans_up(tmp_path: Path) -> None:
     assert stdout.endswith(END + "\n")
     bundle = decode_bundle(done.stdout)
 
-    assert bundle["error"] is None
-    assert bundle["returncode"] == 1
-    assert bundle["timed_out"] is False
-    assert bundle["python"] == platform.python_version()
-    assert bundle["cwd"] == str(project)
-    manifest = bundle["manifest"]
-    assert manifest["rootdir"] == str(project)
-    assert [item[0] for item in manifest["items"]] == [
+    assert bundle.error is None
+    assert bundle.returncode == 1
+    assert bundle.timed_out is False
+    assert bundle.python == platform.python_version()
+    assert bundle.cwd == str(project)
+    manifest = bundle.manifest
+    assert manifest is not None and manifest.items is not None
+    assert manifest.rootdir == str(project)
+    assert [item[0] for item in manifest.items] == [
         "test_tiny.py::test_pass",
         "test_tiny.py::test_fail",
     ]
-    assert manifest["items"][0][1:] == ["test_tiny.py", 0]
-    assert manifest["collect_errors"] == []
-    cases = {case.get("name"): case for case in ET.fromstring(bundle["junit"]).iter("testcase")}
+    assert manifest.items[0][1:] == ("test_tiny.py", 0, str(project / "test_tiny.py"))
+    assert manifest.collect_errors == []
+    assert bundle.junit is not None
+    cases = {case.get("name"): case for case in ET.fromstring(bundle.junit).iter("testcase")}
     assert set(cases) == {"test_pass", "test_fail"}
     assert cases["test_fail"].find("failure") is not None
     assert cases["test_pass"].find("failure") is None
-    assert "1 failed, 1 passed" in bundle["output_tail"]
+    assert "1 failed, 1 passed" in bundle.output_tail
     # the work directory (probe, junit, manifest) is gone
     assert list(scratch.glob("pytest-orchestrator-*")) == []
 
@@ -648,7 +715,7 @@ def test_real_bootstrap_enforces_its_timeout(tmp_path: Path) -> None:
     done = run_bootstrap(project, scratch, timeout=1)
     assert done.returncode == 0, done.stderr
     bundle = decode_bundle(done.stdout)
-    assert bundle["timed_out"] is True
-    assert bundle["duration"] < 20
-    assert bundle["returncode"] != 0
+    assert bundle.timed_out is True
+    assert bundle.duration < 20
+    assert bundle.returncode != 0
     assert list(scratch.glob("pytest-orchestrator-*")) == []

@@ -77,7 +77,8 @@ def _pytest_cov_active(config: pytest.Config) -> bool:
     return bool(getattr(namespace, "cov_source", None)) and not getattr(namespace, "no_cov", False)
 
 
-def _config_file(rootdir: Path) -> str | bool:
+def config_file(rootdir: Path) -> str | bool:
+    """The coverage configuration file in ``rootdir`` (coverage's search order), or False."""
     for name in CONFIG_FILES:
         path = rootdir / name
         if path.is_file():
@@ -113,18 +114,29 @@ def _configured(rootdir: Path) -> Coverage:
 
     from pytest_orchestrator.sources import find_sources
 
-    cov = Coverage(data_file=None, config_file=_config_file(rootdir))
+    cov = Coverage(data_file=None, config_file=config_file(rootdir))
     if not any(cov.get_option(f"run:{k}") for k in ("source", "source_pkgs", "include")):
         sources = [str(p) for p in find_sources(rootdir)]
         cov.set_option("run:source", sources or [str(rootdir)])
     return cov
 
 
-def coverage_sources(config: pytest.Config) -> tuple[list[str], bool]:
-    """What to measure in a remote run: (sources as absolute paths or package names, branch).
+@dataclass(frozen=True)
+class CoverageSettings:
+    """What a remote run measures, from the project's coverage configuration.
 
-    Relative ``source`` entries of the configuration are made absolute against the rootdir.
+    :ivar sources: absolute paths or package names.
+    :ivar branch: branch coverage.
+    :ivar relative_files: data files name files relative to the working directory.
     """
+
+    sources: list[str]
+    branch: bool
+    relative_files: bool
+
+
+def coverage_settings(config: pytest.Config) -> CoverageSettings:
+    """The :class:`CoverageSettings` of this session (relative sources made absolute)."""
     measurement = config.stash.get(MEASUREMENT_KEY, None)
     rootdir = config.rootpath
     with warnings.catch_warnings(), cwd(rootdir):
@@ -133,11 +145,12 @@ def coverage_sources(config: pytest.Config) -> tuple[list[str], bool]:
         sources = [str(s) for s in cov.get_option("run:source") or []]  # type: ignore[union-attr]
         sources += [str(s) for s in cov.get_option("run:source_pkgs") or []]  # type: ignore[union-attr]
         branch = bool(cov.get_option("run:branch"))
+        relative = bool(cov.get_option("run:relative_files"))
     out = []
     for source in sources:
         path = rootdir / source
         out.append(str(path.resolve()) if path.exists() else str(source))
-    return out, branch
+    return CoverageSettings(out, branch, relative)
 
 
 def start_measurement(config: pytest.Config, remote: bool = False) -> None:

@@ -34,40 +34,81 @@ BEGIN = "@@pytest-orchestrator-bundle-begin@@"
 END = "@@pytest-orchestrator-bundle-end@@"
 PROBE = "_pytest_orchestrator_probe"
 TAIL_BYTES = 8192
-KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when the deadline passes
+KILL_GRACE = 10.0  # seconds between SIGINT, SIGTERM and SIGKILL after the deadline
 
 PROBE_SOURCE = """
 import json, os
 
-_state = {"pytest": None, "rootdir": None, "items": None, "collect_errors": [], "collect_skips": []}
+import pytest
+
+_state = {
+    "pytest": pytest.__version__, "rootdir": None, "items": None,
+    "collect_errors": [], "collect_skips": [], "xpassed": [],
+}
+_coverage = []
 
 
 def _dump():
     path = os.environ["PYTEST_ORCHESTRATOR_MANIFEST"]
-    with open(path + ".tmp", "w") as handle:
+    temporary = "%s.%d.tmp" % (path, os.getpid())
+    with open(temporary, "w") as handle:
         json.dump(_state, handle)
-    os.replace(path + ".tmp", path)
+    os.replace(temporary, path)
 
 
 def pytest_configure(config):
-    import pytest
-    _state["pytest"] = pytest.__version__
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: measure it, report nothing
+        options = os.environ.get("PYTEST_ORCHESTRATOR_COVERAGE")
+        if options:
+            import coverage
+            options = json.loads(options)
+            cov = coverage.Coverage(
+                data_suffix=True, source=options["source"] or None,
+                branch=options["branch"], config_file=options.get("rcfile") or True,
+            )
+            cov.start()
+            _coverage.append(cov)
+        return
+    config.pluginmanager.register(_Controller(), "pytest-orchestrator-probe-controller")
     _state["rootdir"] = str(getattr(config, "rootpath", None) or config.rootdir)
     _dump()
 
 
-def pytest_collectreport(report):
-    if report.failed:
-        text = getattr(report, "longreprtext", None) or str(report.longrepr)
-        _state["collect_errors"].append([report.nodeid, text])
-    elif report.skipped and report.longrepr:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        _state["collect_skips"].append([report.nodeid, reason])
+def pytest_unconfigure(config):
+    for cov in _coverage:
+        cov.stop()
+        cov.save()
 
 
-def pytest_collection_finish(session):
-    _state["items"] = [[i.nodeid, i.location[0], i.location[1]] for i in session.items]
-    _dump()
+class _Controller:
+    def pytest_collectreport(self, report):
+        if report.failed:
+            text = getattr(report, "longreprtext", None) or str(report.longrepr)
+            _state["collect_errors"].append([report.nodeid, text])
+        elif report.skipped and report.longrepr:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            _state["collect_skips"].append([report.nodeid, reason])
+
+    def pytest_collection_finish(self, session):
+        _state["items"] = [
+            [i.nodeid, i.location[0], i.location[1], str(getattr(i, "path", None) or i.fspath)]
+            for i in session.items
+        ]
+        _dump()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if not _state["items"]:
+            _state["items"] = [[nodeid, None, None, None] for nodeid in ids]
+            _dump()
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
+            _state["xpassed"].append([report.nodeid, report.wasxfail])
+
+    def pytest_sessionfinish(self, session):
+        _dump()
 """
 
 
@@ -99,8 +140,10 @@ def _read_coverage(workdir: str) -> dict[str, Any]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the child's process group, then kill it after KILL_GRACE seconds."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
+    """Interrupt the child's process group (pytest then writes its JUnit XML and coverage
+    its data, for the tests that finished), then terminate it, then kill it."""
+    steps = ((signal.SIGINT, KILL_GRACE), (signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None))
+    for sig, wait in steps:
         try:
             os.killpg(process.pid, sig)
         except OSError:
@@ -135,12 +178,17 @@ def run(options: dict[str, Any], result: dict[str, Any], workdir: str) -> None:
             command.append("--branch")
         if coverage.get("source"):
             command.append("--source=" + ",".join(coverage["source"]))
+        if coverage.get("rcfile"):
+            command.append("--rcfile=" + coverage["rcfile"])
     manifest = os.path.join(workdir, "manifest.json")
     junit = os.path.join(workdir, "junit.xml")
     output = os.path.join(workdir, "output.txt")
     command += ["-m", "pytest", *options.get("pytest_options", [])]
-    command += ["-p", PROBE, "-p", "no:cacheprovider", "--junitxml=" + junit]
-    command += ["-o", "junit_logging=all", "-o", "junit_log_passing_tests=false"]
+    command += ["-p", PROBE, "-o", "cache_dir=" + os.path.join(workdir, "cache")]
+    command += ["--junitxml=" + junit, "--junitprefix=", "-o", "junit_logging=all"]
+    command += ["-o", "junit_log_passing_tests=false"]
+    if coverage is not None and importlib.util.find_spec("pytest_cov") is not None:
+        command.append("--no-cov")  # pytest-cov's tracer would replace coverage run's
     if options.get("collect_only"):
         command.append("--collect-only")
     command += options.get("args", [])
@@ -151,6 +199,8 @@ def run(options: dict[str, Any], result: dict[str, Any], workdir: str) -> None:
     env["PYTEST_ORCHESTRATOR_MANIFEST"] = manifest
     env["PYTEST_ORCHESTRATOR_REMOTE"] = "1"  # an installed pytest-orchestrator stays off
     env["COVERAGE_FILE"] = os.path.join(workdir, ".coverage")
+    if coverage is not None:
+        env["PYTEST_ORCHESTRATOR_COVERAGE"] = json.dumps(coverage)  # for xdist workers
     started = time.time()
     with open(output, "wb") as log:
         process = subprocess.Popen(

@@ -166,28 +166,8 @@ class ExecPrefix:
         return [*self.argv, *remote_argv]
 
     def redacted(self) -> list[str]:
-        """The prefix with secrets hidden: values of options and of NAME=VALUE arguments
-        whose name says token, password, secret, auth or key."""
-        out: list[str] = []
-        hide_next = False
-        for arg in self.argv:
-            if hide_next:
-                out.append("***")
-                hide_next = False
-                continue
-            name, sep, _ = arg.partition("=")
-            if sep and not arg.startswith("-") and _SECRET_OPTION.search(name):
-                out.append(f"{name}=***")  # -e DB_PASSWORD=x, env API_TOKEN=x
-                continue
-            if arg.startswith("-") and _SECRET_OPTION.search(name):
-                if sep:
-                    out.append(f"{name}=***")
-                else:
-                    out.append(arg)
-                    hide_next = True
-                continue
-            out.append(arg)
-        return out
+        """The prefix with secrets hidden (see :func:`redact`)."""
+        return redact(self.argv)
 
     def display(self) -> str:
         """The redacted prefix as one shell-quoted line."""
@@ -285,6 +265,53 @@ class ExecPrefix:
         if self.kind == "ssh" and returncode == 255:
             return f"ssh could not reach {self.target!r}: {_last_line(text)}"
         return None
+
+
+_ENV_OPTIONS = {"-e", "--env"}
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """``argv`` with secrets hidden, for logs and reports.
+
+    Hidden: every value of ``-e``/``--env`` (``NAME=***``); values of options and of
+    ``NAME=VALUE`` words whose name says token, password, secret, auth or key; the
+    credentials of URLs (``tcp://***@host``); the password of ``sshpass -p``.
+    """
+    out: list[str] = []
+    hide_next = env_next = False
+    for index, arg in enumerate(argv):
+        arg = _URL_CREDENTIALS.sub("***@", arg)
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        name, sep, _ = arg.partition("=")
+        if env_next:
+            out.append(f"{name}=***" if sep else arg)
+            env_next = False
+            continue
+        if arg in _ENV_OPTIONS:
+            out.append(arg)
+            env_next = True
+            continue
+        if sep and name in _ENV_OPTIONS:
+            variable = arg[len(name) + 1 :].partition("=")[0]
+            out.append(f"{name}={variable}=***")
+            continue
+        if arg == "-p" and index and os.path.basename(argv[index - 1]) == "sshpass":
+            out.append(arg)
+            hide_next = True
+            continue
+        if sep and _SECRET_OPTION.search(name):
+            out.append(f"{name}=***")  # --token=x, env API_TOKEN=x
+            continue
+        if arg.startswith("-") and _SECRET_OPTION.search(name):
+            out.append(arg)
+            hide_next = True
+            continue
+        out.append(arg)
+    return out
 
 
 def _last_line(text: str) -> str:

@@ -11,13 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+import re
 import shlex
 import subprocess
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pytest_orchestrator.remote.bootstrap import BEGIN, END, PROTOCOL
 from pytest_orchestrator.remote.prefix import ExecPrefix
@@ -26,6 +31,58 @@ from pytest_orchestrator.remote.prefix import ExecPrefix
 CHANNEL_GRACE = 60.0
 #: Bytes of the exec client's stderr kept for messages.
 STDERR_TAIL = 4096
+#: Bytes of stdout read from the exec client; the bundle must fit (base64 of zlib).
+MAX_OUTPUT = 128 * 1024 * 1024
+#: Bytes the bundle may take once decompressed.
+MAX_BUNDLE = 512 * 1024 * 1024
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class Manifest(BaseModel):
+    """What the probe plugin saw in the remote pytest (see ``bootstrap.PROBE_SOURCE``).
+
+    ``items`` rows are (node id, location path, 0-based line, absolute file path), the
+    last three None under pytest-xdist.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    pytest: str | None = None
+    rootdir: str | None = None
+    items: list[tuple[str, str | None, int | None, str | None]] | None = None
+    collect_errors: list[tuple[str, str]] = Field(default_factory=list)
+    collect_skips: list[tuple[str, str]] = Field(default_factory=list)
+    xpassed: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class RemoteCoverage(BaseModel):
+    """Covered lines (or arcs, when ``branch``) per file, container paths."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    branch: bool = False
+    files: dict[str, list[int] | list[tuple[int, int]]] = Field(default_factory=dict)
+
+
+class Bundle(BaseModel):
+    """The remote program's result (``bootstrap.main``); every field is untrusted data."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    protocol: int
+    python: str | None = None
+    executable: str | None = None
+    cwd: str = "/"
+    error: str | None = None
+    timed_out: bool = False
+    duration: float = 0.0
+    returncode: int | None = None
+    output_tail: str = ""
+    junit: str | None = None
+    manifest: Manifest | None = None
+    coverage: str | None = None
+    coverage_error: str | None = None
+    coverage_data: RemoteCoverage | None = None
 
 
 class RemoteFault(Exception):
@@ -34,20 +91,29 @@ class RemoteFault(Exception):
 
 @dataclass(frozen=True)
 class ExecCommand:
-    """``--orchestrate-exec-command`` split: ``PYTHON [PYTHON_OPTIONS] -m pytest [OPTIONS]``.
+    """``--orchestrate-exec-command`` split: ``[WRAPPER ...] PYTHON [OPTIONS] -m pytest [OPTIONS]``.
 
-    :ivar interpreter: the Python and its options, e.g. ``("python3", "-X", "utf8")``.
+    :ivar interpreter: everything before ``-m pytest``, e.g. ``("sudo", "-u", "odoo",
+        "python3", "-X", "utf8")``; the bootstrap runs with it.
+    :ivar python_options: the Python's own options (after the word naming the Python, a
+        ``python*`` word, else the first word), given again to the remote pytest's Python.
     :ivar pytest_options: options after ``-m pytest``, passed to every remote run.
     """
 
     interpreter: tuple[str, ...]
+    python_options: tuple[str, ...] = ()
     pytest_options: tuple[str, ...] = ()
+
+    @property
+    def python(self) -> str:
+        """The word naming the Python (for messages)."""
+        return self.interpreter[len(self.interpreter) - len(self.python_options) - 1]
 
     @classmethod
     def parse(cls, text: str) -> ExecCommand:
         """Parse ``text``.
 
-        :raises ValueError: it is not ``PYTHON [OPTIONS] -m pytest [OPTIONS]``.
+        :raises ValueError: it is not ``[WRAPPER] PYTHON [OPTIONS] -m pytest [OPTIONS]``.
         """
         try:
             argv = shlex.split(text)
@@ -55,7 +121,16 @@ class ExecCommand:
             raise ValueError(f"cannot split {text!r} into arguments: {exc}") from None
         for index in range(1, len(argv) - 1):
             if argv[index] == "-m" and argv[index + 1] == "pytest":
-                return cls(tuple(argv[:index]), tuple(argv[index + 2 :]))
+                interpreter = argv[:index]
+                named = [
+                    i
+                    for i, word in enumerate(interpreter)
+                    if os.path.basename(word).startswith("python") and "=" not in word
+                ]
+                python = named[-1] if named else 0
+                return cls(
+                    tuple(interpreter), tuple(interpreter[python + 1 :]), tuple(argv[index + 2 :])
+                )
         raise ValueError(
             f"{text!r} is not 'PYTHON -m pytest [OPTIONS]'; "
             "give e.g. 'python3 -m pytest' or '/venv/bin/python -m pytest'"
@@ -73,7 +148,7 @@ class Exchange:
     :ivar channel_timed_out: the exec client was killed at the host-side deadline.
     """
 
-    bundle: dict[str, Any] | None
+    bundle: Bundle | None
     returncode: int
     stderr: str
     duration: float
@@ -86,10 +161,11 @@ def bootstrap_source() -> str:
     return resources.files("pytest_orchestrator.remote").joinpath("bootstrap.py").read_text("utf-8")
 
 
-def decode_bundle(stdout: bytes) -> dict[str, Any]:
-    """The bundle between the BEGIN and END lines of ``stdout``.
+def decode_bundle(stdout: bytes) -> Bundle:
+    """The bundle between the BEGIN and END lines of ``stdout``, validated.
 
-    :raises ValueError: no complete bundle, or it does not decode (message says which).
+    :raises ValueError: no complete bundle, or it does not decode, is larger than
+        :data:`MAX_BUNDLE` bytes once decompressed, or has the wrong shape (message says which).
     """
     text = stdout.decode("ascii", "replace")
     start = text.rfind(BEGIN)
@@ -100,16 +176,39 @@ def decode_bundle(stdout: bytes) -> dict[str, Any]:
         raise ValueError("the result from the container is cut short")
     payload = "".join(text[start + len(BEGIN) : end].split())
     try:
-        bundle = json.loads(zlib.decompress(base64.b64decode(payload, validate=True)))
-    except (binascii.Error, zlib.error, ValueError) as exc:
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(base64.b64decode(payload, validate=True), MAX_BUNDLE)
+        if inflate.unconsumed_tail:
+            raise ValueError(f"the result from the container is larger than {MAX_BUNDLE} bytes")
+        data = json.loads(raw)
+    except (binascii.Error, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"the result from the container is damaged ({exc})") from None
-    if not isinstance(bundle, dict) or bundle.get("protocol") != PROTOCOL:
+    if not isinstance(data, dict) or data.get("protocol") != PROTOCOL:
         raise ValueError("the result from the container has an unknown format")
-    return bundle
+    try:
+        return Bundle.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ValueError(
+            f"the result from the container is malformed ({where}: {error['msg']})"
+        ) from None
 
 
 def _tail(data: bytes, limit: int = STDERR_TAIL) -> str:
-    return data[-limit:].decode("utf-8", "replace").strip()
+    return printable(data[-limit:].decode("utf-8", "replace")).strip()
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal control sequences: container output is data, not commands."""
+    return _CONTROL.sub("", text)
+
+
+def _read(handle: IO[bytes], limit: int, tail: bool = False) -> bytes:
+    """At most ``limit`` bytes of a temporary file: its start, or its end if ``tail``."""
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - limit) if tail else 0)
+    return handle.read(limit)
 
 
 def _ask_compose(prefix: ExecPrefix) -> str | None:
@@ -144,50 +243,52 @@ def run_remote(
     """
     options = {
         **options,
-        "python_options": list(command.interpreter[1:]),
+        "python_options": list(command.python_options),
         "pytest_options": list(command.pytest_options),
         "timeout": timeout,
     }
     remote = [*command.interpreter, "-c", bootstrap_source(), json.dumps(options)]
     argv = prefix.command(remote)
     started = time.monotonic()
-    try:
-        completed = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout + CHANNEL_GRACE,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise RemoteFault(
-            f"exec prefix {prefix.argv[0]!r} not found; install it or give its full path"
-        ) from None
-    except subprocess.TimeoutExpired as exc:
-        return Exchange(
-            None,
-            -9,
-            _tail(exc.stderr or b""),
-            round(time.monotonic() - started, 3),
-            channel_timed_out=True,
-        )
+    # Output goes to files, not memory: what a container prints is bounded by MAX_OUTPUT.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        except FileNotFoundError:
+            raise RemoteFault(
+                f"exec prefix {prefix.argv[0]!r} not found; install it or give its full path"
+            ) from None
+        channel_timed_out = False
+        try:
+            process.wait(timeout + CHANNEL_GRACE)
+        except subprocess.TimeoutExpired:
+            channel_timed_out = True
+            process.kill()
+            process.wait()
+        stdout, stderr = _read(out, MAX_OUTPUT), _read(err, STDERR_TAIL, tail=True)
     exchange = Exchange(
-        None, completed.returncode, _tail(completed.stderr), round(time.monotonic() - started, 3)
+        None,
+        process.returncode,
+        _tail(stderr),
+        round(time.monotonic() - started, 3),
+        channel_timed_out=channel_timed_out,
     )
+    if channel_timed_out:
+        return exchange
     try:
-        exchange.bundle = decode_bundle(completed.stdout)
+        exchange.bundle = decode_bundle(stdout)
     except ValueError as exc:
-        output = "\n".join(p for p in (_tail(completed.stdout), exchange.stderr) if p)
-        reason = prefix.diagnose(completed.returncode, output, command.interpreter[0])
+        output = "\n".join(p for p in (_tail(stdout), exchange.stderr) if p)
+        reason = prefix.diagnose(process.returncode, output, command.python)
         reason = reason or _ask_compose(prefix)
         if reason:
             raise RemoteFault(reason) from None
         exchange.stderr = output
         exchange.problems.append(str(exc))
         return exchange
-    if exchange.bundle.get("error") == "no-pytest":
+    if exchange.bundle.error == "no-pytest":
         raise RemoteFault(
-            f"pytest is not installed for {exchange.bundle.get('executable')} in "
+            f"pytest is not installed for {exchange.bundle.executable} in "
             f"{prefix.tag!r}; install it there (python -m pip install pytest) or set "
             "--orchestrate-exec-command to a Python that has it"
         )

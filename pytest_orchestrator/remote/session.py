@@ -14,8 +14,10 @@ the target (service, container, pod or host) and the repository path of the test
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import shlex
 from collections import defaultdict, deque
 from collections.abc import Generator, Iterator
 from dataclasses import replace
@@ -26,10 +28,18 @@ import pytest
 from _pytest._code.code import TerminalRepr
 
 from pytest_orchestrator.models import RemoteRun
-from pytest_orchestrator.remote.junit import CaseResult, Detail, JUnitError, parse_junit
+from pytest_orchestrator.remote.junit import CaseResult, Detail, JUnitError, mangle, parse_junit
 from pytest_orchestrator.remote.pathmap import PathMap, PathMapping
-from pytest_orchestrator.remote.prefix import ExecPrefix
-from pytest_orchestrator.remote.runner import Exchange, ExecCommand, RemoteFault, run_remote
+from pytest_orchestrator.remote.prefix import ExecPrefix, redact
+from pytest_orchestrator.remote.runner import (
+    CHANNEL_GRACE,
+    Bundle,
+    Exchange,
+    ExecCommand,
+    RemoteFault,
+    printable,
+    run_remote,
+)
 
 if TYPE_CHECKING:
     from _pytest._io import TerminalWriter
@@ -107,10 +117,10 @@ class RemoteItem(pytest.Item):
         case = self.case
         if case is not None:
             for text in (case.system_out, case.system_err):
-                for name, content in _sections(text):
+                for name, content in _sections(printable(text)):
                     self.add_report_section("call", f"remote {name}", content)
-        message = _unwrap(detail.message)
-        raise RemoteOutcome(message, detail.text or message)
+        message = printable(_unwrap(detail.message))
+        raise RemoteOutcome(message, printable(detail.text) or message)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -181,7 +191,7 @@ def _unwrap(message: str) -> str:
 
 
 def _tail(text: str) -> str:
-    text = text.strip()
+    text = printable(text).strip()
     if len(text) > OUTPUT_TAIL:
         text = "..." + text[-OUTPUT_TAIL:]
     return text
@@ -196,6 +206,7 @@ class RemoteSession:
         self.prefix = ExecPrefix.parse(settings.exec_prefix)
         self.command = ExecCommand.parse(settings.exec_command)
         rootdir = config.rootpath
+        self.explicit_map = bool(settings.path_map)
         self.pathmap = PathMap([PathMapping.parse(m, rootdir) for m in settings.path_map])
         self.rootdir = rootdir
         self.exchange: Exchange | None = None
@@ -204,8 +215,7 @@ class RemoteSession:
         self.problems: list[str] = []
         self.coverage_data: CoverageData | None = None
         self.coverage_error: str | None = None
-        self.coverage_branch = False
-        self.coverage_sources: list[str] | None = None
+        self.relative_files = False
         self.items = 0
 
     # -- what is sent -------------------------------------------------------------------
@@ -230,47 +240,64 @@ class RemoteSession:
             "working directory stands for; add --orchestrate-path-map=REMOTE=LOCAL"
         )
 
-    def remote_args(self) -> list[str]:
-        """The remote pytest's arguments: mapped test paths, ``-k``, ``-m``.
+    def _map_arg(self, arg: str, base: Path, what: str) -> str:
+        """A local test path (``PATH[::NAME]``, maybe ``TARGET:PATH``) as a container path.
 
-        :raises pytest.UsageError: a test path that no path map covers.
+        :raises pytest.UsageError: no path map covers it.
+        """
+        if arg.startswith(f"{self.prefix.tag}:"):
+            arg = arg[len(self.prefix.tag) + 1 :]  # a node id copied from our output
+        path, sep, rest = arg.partition("::")
+        remote = self._remote_path(base / path)
+        if remote is None:
+            raise pytest.UsageError(self._unmapped_hint(f"{what} {path!r}"))
+        return remote + sep + rest
+
+    def remote_args(self) -> list[str]:
+        """The remote pytest's arguments (see the README for what passes through).
+
+        Test paths, ``--deselect`` and ``--ignore`` are mapped to container paths; ``-k``,
+        ``-m``, ``-x``/``--maxfail``, ``--ignore-glob``, ``--doctest-modules`` and
+        ``--continue-on-collection-errors`` are passed as given.
+
+        :raises pytest.UsageError: a path that no path map covers.
         """
         config = self.config
-        args: list[str] = []
-        keyword = config.getoption("keyword", default="")
-        markexpr = config.getoption("markexpr", default="")
-        if keyword:
-            args += ["-k", keyword]
-        if markexpr:
-            args += ["-m", markexpr]
-        if config.getoption("continue_on_collection_errors", default=False):
-            args.append("--continue-on-collection-errors")
+        option = config.option
         invocation = config.invocation_params.dir
-        if config.args_source == pytest.Config.ArgsSource.ARGS:
-            paths = list(config.args)
-        elif config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
-            paths = [] if invocation.resolve() == self.rootdir.resolve() else [str(invocation)]
-        else:
-            paths = []  # testpaths: the remote pytest reads its own
-        for arg in paths:
-            if arg.startswith(f"{self.prefix.tag}:"):
-                arg = arg[len(self.prefix.tag) + 1 :]  # a node id copied from our output
-            path, sep, rest = arg.partition("::")
-            remote = self._remote_path(invocation / path)
-            if remote is None:
-                raise pytest.UsageError(self._unmapped_hint(f"test path {path!r}"))
-            args.append(remote + sep + rest)
+        args: list[str] = []
+        for flag, value in (("-k", "keyword"), ("-m", "markexpr")):
+            if getattr(option, value, ""):
+                args += [flag, getattr(option, value)]
+        if getattr(option, "maxfail", 0):
+            args.append(f"--maxfail={option.maxfail}")
+        for flag in ("continue_on_collection_errors", "doctestmodules"):
+            if getattr(option, flag, False):
+                args.append("--" + flag.replace("_", "-").replace("doctestm", "doctest-m"))
+        for deselect in getattr(option, "deselect", None) or []:
+            args.append("--deselect=" + self._map_arg(deselect, invocation, "--deselect path"))
+        for ignore in getattr(option, "ignore", None) or []:
+            args.append("--ignore=" + self._map_arg(ignore, invocation, "--ignore path"))
+        for pattern in getattr(option, "ignore_glob", None) or []:
+            args.append(f"--ignore-glob={pattern}")
+        base = invocation
+        if config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+            base = self.rootdir
+        for arg in config.args:
+            args.append(self._map_arg(arg, base, "test path"))
         return args
 
     def coverage_options(self) -> dict[str, Any] | None:
-        """``{"source": [...], "branch": bool}`` for the remote coverage, or None if off."""
+        """``{"source": [...], "branch": bool, "rcfile": str | None}`` for the container's
+        coverage (container paths), or None when the coverage dimension is off."""
         if "coverage" not in self.settings.dimensions:
             return None
-        from pytest_orchestrator.auditors.measure import coverage_sources
+        from pytest_orchestrator.auditors.measure import config_file, coverage_settings
 
-        sources, branch = coverage_sources(self.config)
+        settings = coverage_settings(self.config)
+        self.relative_files = settings.relative_files
         remote_sources = []
-        for source in sources:
+        for source in settings.sources:
             local = Path(source)
             if not local.is_absolute() or not local.exists():
                 remote_sources.append(source)  # a package name
@@ -280,8 +307,9 @@ class RemoteSession:
                 self.problems.append(self._unmapped_hint(f"coverage source {source!r}"))
             else:
                 remote_sources.append(remote)
-        self.coverage_branch = branch
-        return {"source": remote_sources, "branch": branch}
+        rcfile = config_file(self.rootdir)
+        remote_rcfile = self._remote_path(Path(rcfile)) if isinstance(rcfile, str) else None
+        return {"source": remote_sources, "branch": settings.branch, "rcfile": remote_rcfile}
 
     # -- the round trip -----------------------------------------------------------------
 
@@ -309,15 +337,15 @@ class RemoteSession:
         except RemoteFault as exc:
             raise pytest.UsageError(f"--orchestrate-exec: {exc}") from None
         self.exchange = exchange
-        bundle = exchange.bundle or {}
+        bundle = exchange.bundle
         if (
-            exchange.bundle is not None
-            and not bundle.get("timed_out")
-            and bundle.get("returncode") == pytest.ExitCode.USAGE_ERROR
+            bundle is not None
+            and not bundle.timed_out
+            and bundle.returncode == pytest.ExitCode.USAGE_ERROR
         ):
             raise pytest.UsageError(
                 "--orchestrate-exec: the remote pytest refused its arguments: "
-                + _error_line(bundle.get("output_tail", ""))
+                + _error_line(bundle.output_tail)
             )
         return exchange
 
@@ -326,10 +354,17 @@ class RemoteSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> bool:
         exchange = self.run()
-        self.pathmap = self.pathmap.with_default(
-            str((exchange.bundle or {}).get("cwd") or "/"), self.rootdir
-        )
-        self._coverage(exchange)
+        bundle = exchange.bundle
+        if bundle is not None:
+            self.pathmap = self.pathmap.with_default(bundle.cwd, self.rootdir)
+            rootdir = bundle.manifest.rootdir if bundle.manifest else None
+            if not self.explicit_map and rootdir and rootdir != bundle.cwd:
+                self.problems.append(
+                    f"the remote rootdir {rootdir!r} is not the container's working directory "
+                    f"{bundle.cwd!r}, which stands for the rootdir when no path map is given; "
+                    f"paths may be wrong: add --orchestrate-path-map={rootdir}=."
+                )
+            self._coverage(bundle)
         nodes = self.build(session, exchange)
         hook = self.config.hook
         hook.pytest_collectstart(collector=session)
@@ -368,11 +403,11 @@ class RemoteSession:
         node.ihook.pytest_collectreport(report=report)
 
     def _module(
-        self, session: pytest.Session, modules: dict[str, RemoteModule], file: str, remote_root: str
+        self, session: pytest.Session, modules: dict[str, RemoteModule], remote_abs: str
     ) -> RemoteModule:
-        if file in modules:
-            return modules[file]
-        remote_abs = posixpath.normpath(posixpath.join(remote_root, file))
+        remote_abs = posixpath.normpath(remote_abs)
+        if remote_abs in modules:
+            return modules[remote_abs]
         local = self.pathmap.to_local(remote_abs)
         if local is None:
             self.unmapped.append(remote_abs)
@@ -385,58 +420,71 @@ class RemoteSession:
                 shown = local.as_posix()
         module = RemoteModule.from_parent(
             session,
-            name=posixpath.basename(file) or file,
+            name=posixpath.basename(remote_abs) or remote_abs,
             path=path,
             nodeid=f"{self.prefix.tag}:{shown}",
         )
         module.remote_items = []
         module.shown_path = shown
-        modules[file] = module
+        modules[remote_abs] = module
         return module
+
+    def _cases(self, junit: str) -> dict[tuple[str, str], deque[CaseResult]]:
+        """JUnit testcases by (classname, name), a failed test's teardown error merged in.
+
+        :raises JUnitError: the XML cannot be read.
+        """
+        cases: dict[tuple[str, str], deque[CaseResult]] = defaultdict(deque)
+        for case in parse_junit(junit):
+            queue = cases[case.key]
+            if queue and _teardown_only(case) and queue[-1].teardown_error is None:
+                # pytest writes a failed test's teardown error as a second testcase
+                queue[-1] = replace(queue[-1], teardown_error=case.teardown_error)
+            else:
+                queue.append(case)
+        return cases
+
+    def _fault(self, bundle: Bundle, tail: str) -> str | None:
+        """Why tests without a JUnit result have none, when the run did not end normally."""
+        if bundle.timed_out:
+            return (
+                f"the remote run timed out after {self.settings.exec_timeout:g} s before this "
+                f"test reported; last remote output:\n{tail}"
+            )
+        if bundle.returncode is not None and bundle.returncode < 0:
+            return (
+                f"the remote pytest was killed by signal {-bundle.returncode} before this "
+                f"test reported; last remote output:\n{tail}"
+            )
+        if bundle.junit is None:
+            return f"the remote pytest wrote no JUnit XML; last remote output:\n{tail}"
+        return None
 
     def build(
         self, session: pytest.Session, exchange: Exchange
     ) -> list[pytest.Item | pytest.Collector]:
         """The host nodes for the remote run (see the module docstring)."""
-        bundle = exchange.bundle or {}
-        manifest = bundle.get("manifest") or {}
-        tail = _tail(bundle.get("output_tail") or exchange.stderr)
-        if manifest.get("items") is None:
+        bundle = exchange.bundle
+        tail = _tail(bundle.output_tail if bundle else exchange.stderr)
+        if bundle is None or bundle.manifest is None or bundle.manifest.items is None:
             return [self._session_error(session, exchange, tail)]
+        manifest = bundle.manifest
+        fault = self._fault(bundle, tail)
         cases: dict[tuple[str, str], deque[CaseResult]] = defaultdict(deque)
-        fault: str | None = None
-        if bundle.get("timed_out"):
-            fault = (
-                f"the remote run timed out after {self.settings.exec_timeout:g} s before this "
-                f"test reported; last remote output:\n{tail}"
-            )
-        elif isinstance(bundle.get("returncode"), int) and bundle["returncode"] < 0:
-            fault = (
-                f"the remote pytest was killed by signal {-bundle['returncode']} before this "
-                f"test reported; last remote output:\n{tail}"
-            )
-        elif bundle.get("junit") is None:
-            fault = f"the remote pytest wrote no JUnit XML; last remote output:\n{tail}"
-        if bundle.get("junit"):
+        if bundle.junit:
             try:
-                for case in parse_junit(bundle["junit"]):
-                    queue = cases[case.key]
-                    if queue and _teardown_only(case) and queue[-1].teardown_error is None:
-                        # pytest writes a failed test's teardown error as a second testcase
-                        queue[-1] = replace(queue[-1], teardown_error=case.teardown_error)
-                    else:
-                        queue.append(case)
+                cases = self._cases(bundle.junit)
             except JUnitError as exc:
                 self.problems.append(f"remote JUnit XML: {exc}")
                 fault = f"the remote JUnit XML could not be read: {exc}"
-        from pytest_orchestrator.remote.junit import mangle
-
-        remote_root = str(manifest.get("rootdir") or bundle.get("cwd") or "/")
+        remote_root = manifest.rootdir or bundle.cwd
+        xpassed = dict(manifest.xpassed)
         modules: dict[str, RemoteModule] = {}
         collect_only = bool(self.config.getoption("collectonly", default=False))
-        for nodeid, location, lineno in manifest["items"]:
+        for nodeid, location, lineno, file_path in manifest.items or []:
             file, _, rest = nodeid.partition("::")
-            module = self._module(session, modules, file, remote_root)
+            remote_abs = file_path or posixpath.join(remote_root, file)
+            module = self._module(session, modules, remote_abs)
             name = rest.rsplit("::", 1)[-1] if rest else file
             item = RemoteItem.from_parent(module, name=name, nodeid=f"{module.nodeid}::{rest}")
             item.remote_nodeid = nodeid
@@ -447,36 +495,39 @@ class RemoteSession:
             elif not collect_only:
                 item.fault = fault or (
                     "no result for this test in the remote JUnit XML (remote pytest exit "
-                    f"status {bundle.get('returncode')}); last remote output:\n{tail}"
+                    f"status {bundle.returncode}); last remote output:\n{tail}"
                 )
+            if nodeid in xpassed and item.case is not None:  # JUnit has no XPASS
+                item.add_marker(pytest.mark.xfail(reason=xpassed[nodeid], strict=False))
             module.remote_items.append(item)
-        for nodeid, text in manifest.get("collect_errors", []):
-            file = nodeid.partition("::")[0]
-            self._module(session, modules, file or ".", remote_root).collect_error = text
-        for nodeid, reason in manifest.get("collect_skips", []):
-            file = nodeid.partition("::")[0]
-            self._module(session, modules, file or ".", remote_root).collect_skip = reason
+        for nodeid, text in manifest.collect_errors:
+            file = nodeid.partition("::")[0] or "."
+            module = self._module(session, modules, posixpath.join(remote_root, file))
+            module.collect_error = printable(text)
+        for nodeid, reason in manifest.collect_skips:
+            file = nodeid.partition("::")[0] or "."
+            module = self._module(session, modules, posixpath.join(remote_root, file))
+            module.collect_skip = reason
         return list(modules.values())
 
     def _session_error(self, session: pytest.Session, exchange: Exchange, tail: str) -> RemoteItem:
-        bundle = exchange.bundle or {}
+        bundle = exchange.bundle
         if exchange.channel_timed_out:
             why = (
                 f"the exec channel gave no answer within "
-                f"{self.settings.exec_timeout + 60:g} s and was killed"
+                f"{self.settings.exec_timeout + CHANNEL_GRACE:g} s and was killed"
             )
-        elif bundle.get("timed_out"):
+        elif bundle is None:
+            reason = "; ".join(exchange.problems) or "no result came back"
+            why = f"{reason} (exec exit status {exchange.returncode})"
+        elif bundle.timed_out:
             why = (
                 f"the remote run timed out after {self.settings.exec_timeout:g} s while collecting"
             )
-        elif bundle.get("error"):
-            why = f"the remote program failed: {bundle['error']}"
-        elif exchange.bundle is None:
-            reason = "; ".join(exchange.problems) or "no result came back"
-            why = f"{reason} (exec exit status {exchange.returncode})"
+        elif bundle.error:
+            why = f"the remote program failed: {printable(bundle.error)}"
         else:
-            status = bundle.get("returncode")
-            why = f"the remote pytest stopped before collecting (exit status {status})"
+            why = f"the remote pytest stopped before collecting (exit status {bundle.returncode})"
         self.problems.append(why)
         item = RemoteItem.from_parent(
             session,
@@ -488,37 +539,47 @@ class RemoteSession:
 
     # -- coverage -----------------------------------------------------------------------
 
-    def _coverage(self, exchange: Exchange) -> None:
+    def _coverage(self, bundle: Bundle) -> None:
         if "coverage" not in self.settings.dimensions:
             return
-        bundle = exchange.bundle or {}
-        if bundle.get("coverage_error"):
-            self.coverage_error = str(bundle["coverage_error"]) + (
-                "; install coverage there (python -m pip install coverage)"
+        if bundle.coverage_error:
+            self.coverage_error = (
+                printable(bundle.coverage_error)
+                + "; install coverage there (python -m pip install coverage)"
             )
             return
-        raw = bundle.get("coverage_data")
+        raw = bundle.coverage_data
         if raw is None:
-            self.coverage_error = "no coverage data came back from the remote run"
+            self.coverage_error = "no coverage data came back from the remote run" + (
+                " (it timed out)" if bundle.timed_out else ""
+            )
             return
         from coverage import CoverageData
 
         data = CoverageData(no_disk=True)
         lines: dict[str, list[int]] = {}
         arcs: dict[str, list[tuple[int, int]]] = {}
-        for remote, found in raw.get("files", {}).items():
-            local = self.pathmap.to_local(remote)
+        for remote, found in raw.files.items():
+            # relative_files = true in the project's coverage configuration
+            remote_abs = posixpath.join(bundle.cwd, remote)
+            local = self.pathmap.to_local(remote_abs)
             if local is None:
-                self.unmapped.append(remote)
+                self.unmapped.append(remote_abs)
                 continue
-            if raw.get("branch"):
-                arcs[str(local)] = [(int(a), int(b)) for a, b in found]
+            name = str(local)
+            if self.relative_files:  # name files as coverage does here: from the rootdir
+                name = os.path.relpath(local, self.rootdir)
+            if raw.branch:
+                arcs[name] = [pair for pair in found if isinstance(pair, tuple)]
             else:
-                lines[str(local)] = [int(n) for n in found]
+                lines[name] = [n for n in found if isinstance(n, int)]
         if arcs:
             data.add_arcs(arcs)
         if lines:
             data.add_lines(lines)
+        if arcs or lines:
+            # add_arcs drops files with no arc: files no test imported must stay, at 0 %
+            data.touch_files([*arcs, *lines])
         self.coverage_data = data
 
     # -- replay details -----------------------------------------------------------------
@@ -542,25 +603,26 @@ class RemoteSession:
 
     def summary(self) -> RemoteRun:
         """The ``remote`` section of the report."""
-        bundle = (self.exchange.bundle if self.exchange else None) or {}
-        manifest = bundle.get("manifest") or {}
+        exchange = self.exchange
+        bundle = exchange.bundle if exchange else None
+        manifest = bundle.manifest if bundle else None
         return RemoteRun(
             target=self.prefix.tag,
             kind=self.prefix.kind,
             prefix=self.prefix.display(),
-            command=" ".join(
-                [*self.command.interpreter, "-m", "pytest", *self.command.pytest_options]
+            command=shlex.join(
+                redact([*self.command.interpreter, "-m", "pytest", *self.command.pytest_options])
             ),
-            python=bundle.get("python"),
-            pytest=manifest.get("pytest"),
-            coverage=bundle.get("coverage"),
-            cwd=bundle.get("cwd"),
-            rootdir=manifest.get("rootdir"),
-            returncode=bundle.get("returncode"),
+            python=bundle.python if bundle else None,
+            pytest=manifest.pytest if manifest else None,
+            coverage=bundle.coverage if bundle else None,
+            cwd=bundle.cwd if bundle else None,
+            rootdir=manifest.rootdir if manifest else None,
+            returncode=bundle.returncode if bundle else None,
             timed_out=bool(
-                bundle.get("timed_out") or (self.exchange and self.exchange.channel_timed_out)
+                (bundle and bundle.timed_out) or (exchange and exchange.channel_timed_out)
             ),
-            duration=self.exchange.duration if self.exchange else 0.0,
+            duration=exchange.duration if exchange else 0.0,
             round_trips=self.round_trips,
             tests=self.items,
             unmapped=sorted(set(self.unmapped)),
@@ -569,6 +631,8 @@ class RemoteSession:
 
 
 def _error_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("ERROR", "E "))]
-    return (errors or lines or ["no output"])[-1].removeprefix("ERROR: ")[:300]
+    """The line of pytest's output that says why it refused its arguments."""
+    lines = [line.strip() for line in printable(output).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR") or "error:" in line]
+    line: str = (errors or lines or ["no output"])[-1]
+    return line.removeprefix("ERROR: ").split("error: ", 1)[-1][:300]

@@ -146,7 +146,8 @@ class RemoteModule(pytest.Collector):
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         if self.collect_error is not None:
-            raise RemoteOutcome(self.collect_error.strip().splitlines()[-1], self.collect_error)
+            lines = self.collect_error.strip().splitlines() or ["collection failed"]
+            raise RemoteOutcome(lines[-1], self.collect_error)
         if self.collect_skip is not None and not self.remote_items:
             pytest.skip(self.collect_skip)
         return list(self.remote_items)

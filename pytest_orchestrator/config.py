@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pytest_orchestrator.models import Severity
 from pytest_orchestrator.plugin import INI_ONLY, OPTIONS, enabled
@@ -138,6 +146,14 @@ class OrchestrationConfig(BaseModel):
     )
     ruff_select: str = DEFAULT_RUFF_SELECT
     tool_timeout: float = Field(600.0, description="Seconds a static tool may run")
+    agents: tuple[str, ...] = Field((), description="Agent chain, NAME[:MODEL] or command:ARGV")
+    audit_agents: tuple[str, ...] = Field((), description="Agents of the agent:NAME audits")
+    budget_usd: float = Field(5.0, description="USD the agents may spend in the session")
+    pricing: tuple[str, ...] = ()
+    pricing_file: Path | None = None
+    templates_dir: Path | None = None
+    agent_timeout: float = Field(900.0, description="Seconds one agent call may take")
+    agent_retries: int = Field(3, description="Retries of a transient agent error")
     exec_prefix: str = Field("", description="Exec prefix of remote runs; '' runs locally")
     exec_command: str = "python -m pytest"
     exec_timeout: float = Field(3600.0, description="Seconds the remote run may take")
@@ -157,7 +173,12 @@ class OrchestrationConfig(BaseModel):
             raise ValueError(f"no dimension given; choose from {', '.join(sorted(known))}")
         for name in names:
             if name not in known:
-                raise ValueError(f"unknown dimension {name!r}; known: {', '.join(sorted(known))}")
+                plain = sorted(k for k in known if not k.startswith("agent:"))
+                audits = sorted(k.removeprefix("agent:") for k in known if k.startswith("agent:"))
+                listed = ", ".join(plain)
+                if audits:
+                    listed += f"; LLM audits: agent:NAME with NAME one of {', '.join(audits)}"
+                raise ValueError(f"unknown dimension {name!r}; known: {listed}")
         return tuple(dict.fromkeys(names))
 
     @field_validator("fail_on", mode="before")
@@ -232,6 +253,56 @@ class OrchestrationConfig(BaseModel):
     def _timeout(cls, value: Any) -> float:
         return _number(str(value), "timeout in seconds", low=1, high=None)
 
+    @field_validator("agents", "audit_agents", mode="before")
+    @classmethod
+    def _agents(cls, value: Any) -> tuple[str, ...]:
+        from pytest_orchestrator.agents.base import AgentSpec
+
+        items = value if isinstance(value, (list, tuple)) else [value]
+        specs = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+        for spec in specs:
+            AgentSpec.parse(spec)
+        return tuple(specs)
+
+    @field_validator("budget_usd", mode="before")
+    @classmethod
+    def _budget(cls, value: Any) -> float:
+        return _number(str(value).lstrip("$"), "budget in USD", high=None)
+
+    @field_validator("pricing", mode="before")
+    @classmethod
+    def _pricing(cls, value: Any) -> tuple[str, ...]:
+        from pytest_orchestrator.agents.pricing import PricingTable
+
+        lines = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        PricingTable.parse_lines(lines)
+        return tuple(lines)
+
+    @field_validator("pricing_file", "templates_dir", mode="before")
+    @classmethod
+    def _existing_path(cls, value: Any, info: ValidationInfo) -> Path | None:
+        if value in (None, ""):
+            return None
+        path = Path((info.context or {}).get("rootdir") or Path.cwd()) / str(value)
+        want_dir = info.field_name == "templates_dir"
+        if not (path.is_dir() if want_dir else path.is_file()):
+            kind = "directory" if want_dir else "file"
+            raise ValueError(f"{str(path)!r} is not a {kind}; give a path relative to the rootdir")
+        return path
+
+    @field_validator("agent_timeout", mode="before")
+    @classmethod
+    def _agent_timeout(cls, value: Any) -> float:
+        return _number(str(value), "timeout in seconds", low=1, high=None)
+
+    @field_validator("agent_retries", mode="before")
+    @classmethod
+    def _agent_retries(cls, value: Any) -> int:
+        number = _number(str(value), "number of retries", low=0, high=10)
+        if number != int(number):
+            raise ValueError(f"{value!r} is not a whole number of retries from 0 to 10")
+        return int(number)
+
     @field_validator("exec_prefix", mode="before")
     @classmethod
     def _exec_prefix(cls, value: Any) -> str:
@@ -270,6 +341,21 @@ class OrchestrationConfig(BaseModel):
         for item in items:
             PathMapping.parse(item, rootdir)
         return tuple(items)
+
+    @model_validator(mode="after")
+    def _audit_agent_given(self) -> OrchestrationConfig:
+        wanted = [d for d in self.dimensions if d.startswith("agent:")]
+        if wanted and not self.audit_agent_chain:
+            raise ValueError(
+                f"--orchestrate-dimensions: {wanted[0]} needs an agent; give "
+                "--orchestrate-audit-agent=NAME (e.g. claude) or --orchestrate-agent=NAME"
+            )
+        return self
+
+    @property
+    def audit_agent_chain(self) -> tuple[str, ...]:
+        """The agents of LLM audits: ``audit_agents``, else ``agents``."""
+        return self.audit_agents or self.agents
 
     def weight(self, dimension: str) -> float:
         """Weight of ``dimension`` in the overall score (``DEFAULT_OTHER_WEIGHT`` if unnamed)."""
@@ -311,4 +397,5 @@ class OrchestrationConfig(BaseModel):
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else ""
             message = str(error["msg"]).removeprefix("Value error, ")
-            raise pytest.UsageError(f"{sources.get(field, field)}: {message}") from None
+            where = f"{sources.get(field, field)}: " if field else ""
+            raise pytest.UsageError(where + message) from None

@@ -15,12 +15,19 @@ from pytest_orchestrator.models import AuditResult, Score
 
 @pytest.hookimpl(trylast=True)
 def pytest_orchestrator_auditors(config: pytest.Config) -> list[Auditor]:
+    from pytest_orchestrator.auditors.agent import agent_auditor, audit_names
     from pytest_orchestrator.auditors.cov import CoverageAuditor
     from pytest_orchestrator.auditors.lint import RuffAuditor
     from pytest_orchestrator.auditors.security import BanditAuditor
     from pytest_orchestrator.auditors.tests import TestsAuditor
 
-    return [TestsAuditor(), CoverageAuditor(config), RuffAuditor(), BanditAuditor()]
+    builtin: list[Auditor] = [
+        TestsAuditor(),
+        CoverageAuditor(config),
+        RuffAuditor(),
+        BanditAuditor(),
+    ]
+    return builtin + [agent_auditor(name, config) for name in audit_names(config)]
 
 
 @pytest.hookimpl(trylast=True)

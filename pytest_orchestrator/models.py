@@ -129,11 +129,14 @@ class AuditResult(_Model):
     """What one auditor found for one dimension."""
 
     dimension: str
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "unavailable", "error"] = Field(
+        description="ok; unavailable (the tool is missing or failed); error (its output "
+        "could not be read, e.g. an agent's answer with no score and no finding)"
+    )
     score: float | None = Field(None, ge=0, le=100, description="0-100, None if unavailable")
     findings: list[Finding] = Field(default_factory=list)
     deductions: list[Deduction] = Field(default_factory=list)
-    reason: str | None = Field(None, description="Why the dimension is unavailable")
+    reason: str | None = Field(None, description="Why the dimension is unavailable or in error")
     tool: str | None = None
     tool_version: str | None = None
     duration: float = Field(0.0, ge=0, description="Seconds from start to finish of the audit")
@@ -146,7 +149,7 @@ class DimensionScore(_Model):
     """One dimension's place in the overall score."""
 
     dimension: str
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "unavailable", "error"]
     score: float | None
     weight: float
     counted: bool = Field(description="Whether it entered the overall weighted mean")
@@ -262,6 +265,53 @@ class RemoteRun(_Model):
         return lines
 
 
+class AgentCall(_Model):
+    """One call of an AI agent's CLI (units: tokens, USD, seconds)."""
+
+    agent: str = Field(description="NAME[:MODEL] or command:ARGV")
+    model: str | None = None
+    purpose: str = Field(description="What it was for, e.g. 'audit:security'")
+    attempt: int = Field(1, description="1 for the first try, then retries")
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float = Field(0.0, ge=0)
+    cost_source: Literal["reported", "computed", "estimated", "free", "none"] = "none"
+    duration: float = Field(0.0, ge=0)
+    outcome: str = Field(description="ok, or the error kind: timeout, rate_limit, auth, ...")
+    message: str | None = None
+
+
+class AgentUsage(_Model):
+    """The agents' calls of the session and what they cost."""
+
+    budget_usd: float | None = Field(None, description="The budget; None for no limit")
+    spent_usd: float = Field(0.0, ge=0)
+    calls: list[AgentCall] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for the human reports: calls, spending against the budget, per model."""
+        budget = f" of the ${self.budget_usd:.2f} budget" if self.budget_usd is not None else ""
+        models = ", ".join(f"{m} ${usd:.4f}" for m, usd in sorted(self.by_model().items()))
+        estimated = any(c.cost_source == "estimated" for c in self.calls)
+        failed = sum(1 for c in self.calls if c.outcome != "ok")
+        return (
+            f"agents: {len(self.calls)} call{'s' if len(self.calls) != 1 else ''}"
+            + (f" ({failed} failed)" if failed else "")
+            + f", ${self.spent_usd:.4f}{budget}"
+            + (" (partly estimated)" if estimated else "")
+            + (f": {models}" if models else "")
+        )
+
+    def by_model(self) -> dict[str, float]:
+        """USD spent per model (or agent when the model is unknown)."""
+        out: dict[str, float] = {}
+        for call in self.calls:
+            key = call.model or call.agent
+            out[key] = round(out.get(key, 0.0) + call.cost_usd, 6)
+        return out
+
+
 class Report(_Model):
     """The JSON report (schema ``SCHEMA_VERSION``)."""
 
@@ -275,6 +325,7 @@ class Report(_Model):
     score: Score
     verdict: Verdict
     remote: RemoteRun | None = Field(None, description="Set when the tests ran remotely")
+    agents: AgentUsage | None = Field(None, description="Set when an AI agent was called")
 
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""

@@ -26,6 +26,7 @@ from pytest_orchestrator.config import OrchestrationConfig
 from pytest_orchestrator.discovery import discover
 from pytest_orchestrator.errors import ReportWriteError, ToolUnavailable
 from pytest_orchestrator.models import (
+    AgentUsage,
     AuditResult,
     ConfigSummary,
     GateCondition,
@@ -176,6 +177,7 @@ class Orchestrator:
             score=score,
             verdict=verdict,
             remote=self._remote_summary(),
+            agents=self._agent_usage(),
         )
         hook.pytest_orchestrator_report(config=self.config, report=report)
         from pytest_orchestrator.reports import write_reports
@@ -189,6 +191,12 @@ class Orchestrator:
             report.verdict.passed = False
         self.report = report
         self.verdict = report.verdict
+
+    def _agent_usage(self) -> AgentUsage | None:
+        from pytest_orchestrator.auditors.agent import LEDGER_KEY
+
+        ledger = self.config.stash.get(LEDGER_KEY, None)
+        return ledger.usage() if ledger is not None and ledger.calls else None
 
     def _remote_summary(self) -> RemoteRun | None:
         if not self.settings.exec_prefix:

@@ -73,6 +73,31 @@ OPTIONS = (
         "append",
     ),
     Option(
+        "--orchestrate-agent",
+        "orchestrate_agent",
+        "orchestrate_agent",
+        "agents",
+        "AI agent(s) to use, NAME[:MODEL] (claude, codex, gemini, copilot, aider) or "
+        "command:ARGV; several, comma-separated, are tried in order",
+        "NAME[:MODEL]",
+    ),
+    Option(
+        "--orchestrate-audit-agent",
+        "orchestrate_audit_agent",
+        "orchestrate_audit_agent",
+        "audit_agents",
+        "Agent(s) for the agent:NAME audit dimensions (default: --orchestrate-agent)",
+        "NAME[:MODEL]",
+    ),
+    Option(
+        "--orchestrate-budget",
+        "orchestrate_budget",
+        "orchestrate_budget",
+        "budget_usd",
+        "USD the agents may spend in this session (default: 5.00)",
+        "USD",
+    ),
+    Option(
         "--orchestrate-exec",
         "orchestrate_exec",
         "orchestrate_exec",
@@ -118,6 +143,11 @@ INI_ONLY = {
     "orchestrate_severity_points": "severity_points",
     "orchestrate_ruff_select": "ruff_select",
     "orchestrate_tool_timeout": "tool_timeout",
+    "orchestrate_pricing": "pricing",
+    "orchestrate_pricing_file": "pricing_file",
+    "orchestrate_templates_dir": "templates_dir",
+    "orchestrate_agent_timeout": "agent_timeout",
+    "orchestrate_agent_retries": "agent_retries",
 }
 
 _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
@@ -149,6 +179,26 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     "orchestrate_tool_timeout": (
         "string",
         "Seconds ruff or bandit may run before the dimension is unavailable (default: 600)",
+    ),
+    "orchestrate_pricing": (
+        "linelist",
+        "Model prices, one MODEL=INPUT/OUTPUT per line in USD per 1M tokens, e.g. gpt-4o=5/15",
+    ),
+    "orchestrate_pricing_file": (
+        "string",
+        'JSON file of model prices: {"models": {"MODEL": [INPUT, OUTPUT]}} (USD per 1M tokens)',
+    ),
+    "orchestrate_templates_dir": (
+        "string",
+        "Directory whose NAME.j2 prompt templates override the packaged ones",
+    ),
+    "orchestrate_agent_timeout": (
+        "string",
+        "Seconds one agent call may take (default: 900)",
+    ),
+    "orchestrate_agent_retries": (
+        "string",
+        "Retries of a timed-out or rate-limited agent call (default: 3)",
     ),
 }
 

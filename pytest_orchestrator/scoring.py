@@ -184,7 +184,7 @@ def evaluate_gate(
                 GateCondition(
                     name=f"{result.dimension} available",
                     passed=rule != "fail",
-                    message=f"{result.dimension} unavailable ({result.reason}); "
+                    message=f"{result.dimension} {result.status} ({result.reason}); "
                     + {
                         "skip": "left out of the score",
                         "zero": "counted as 0",

@@ -38,7 +38,8 @@ def render(report: Report) -> str:
         + ".",
         "",
         *[f"- {_cell(line)}" for line in (report.remote.describe() if report.remote else [])],
-        *([""] if report.remote else []),
+        *([f"- {_cell(report.agents.describe())}"] if report.agents else []),
+        *([""] if report.remote or report.agents else []),
         "## Gate",
         "",
     ]
@@ -57,7 +58,9 @@ def render(report: Report) -> str:
     for audit in report.audits:
         row = rows.get(audit.dimension)
         counts = Counter(f.severity for f in audit.findings)
-        status = "ok" if audit.status == "ok" else f"**unavailable**: {_cell(audit.reason or '')}"
+        status = (
+            "ok" if audit.status == "ok" else f"**{audit.status}**: {_cell(audit.reason or '')}"
+        )
         out.append(
             f"| {audit.dimension} | {fmt(audit.score) if audit.score is not None else '-'} | "
             f"{f'{row.weight:g}' if row else '-'} | "

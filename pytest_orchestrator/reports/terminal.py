@@ -42,7 +42,7 @@ def _table(report: Report, markup: bool) -> Table:
     for audit in report.audits:
         row = rows.get(audit.dimension)
         counts = Counter(f.severity for f in audit.findings)
-        status = "ok" if audit.status == "ok" else "[bold red]UNAVAILABLE[/]"
+        status = "ok" if audit.status == "ok" else f"[bold red]{audit.status.upper()}[/]"
         if row is not None and not row.counted and audit.status == "ok":
             status = "not counted (weight 0)"
         table.add_row(
@@ -98,11 +98,13 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
     )
     for line in report.remote.describe() if report.remote else []:
         console.print(escape(line))
+    if report.agents:
+        console.print(escape(report.agents.describe()))
     console.print(_table(report, markup))
     for audit in report.audits:
         if audit.status != "ok":
             console.print(
-                f"[bold red]! {audit.dimension} is unavailable:[/] {escape(audit.reason or '')}"
+                f"[bold red]! {audit.dimension} is {audit.status}:[/] {escape(audit.reason or '')}"
                 f" -> {_unavailable_effect(report.config.unavailable)}"
             )
     console.print(f"Points lost ({fmt(100 - report.score.overall)} in all):")

@@ -1,0 +1,1 @@
+"""AI coding agents driven through their command-line interfaces: adapters, pricing, budget."""

@@ -1,0 +1,269 @@
+"""The agent interface: one request in, one :class:`AgentResult` out, whatever the CLI.
+
+An :class:`Adapter` knows one CLI's documented non-interactive contract: the argv it takes
+(a list, never a shell string), how the prompt reaches it (stdin or a temporary file, never
+the command line: ``ps`` shows arguments and ``ARG_MAX`` limits them), and how to read its
+output into text, tokens, cost and a classified :class:`AgentError`.
+:meth:`Adapter.run` does the rest the same way for every CLI: finds the executable, runs it
+with a timeout in the working directory, and prices the call when the CLI reports tokens
+but no cost (see ``pricing``).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.agents.pricing import PricingTable
+
+ErrorKind = Literal[
+    "timeout", "rate_limit", "auth", "bad_output", "nonzero_exit", "missing_executable", "budget"
+]
+#: Error kinds worth retrying after a pause.
+TRANSIENT: frozenset[str] = frozenset({"timeout", "rate_limit"})
+CostSource = Literal["reported", "computed", "estimated", "free"]
+#: Characters of an agent's output kept in an error message or a report.
+EXCERPT = 500
+
+#: Variables removed from the environment an agent runs in: they would change how a pytest
+#: the agent starts behaves (ours, or pytest-cov's subprocess measurement).
+_DROPPED_ENV = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_PLUGINS",
+    "COV_CORE_SOURCE",
+    "COV_CORE_CONFIG",
+    "COV_CORE_DATAFILE",
+    "COVERAGE_PROCESS_START",
+)
+
+
+@dataclass(frozen=True)
+class AgentError:
+    """Why a call failed: ``kind`` (see :data:`ErrorKind`) and a one-line ``message``."""
+
+    kind: ErrorKind
+    message: str
+
+    @property
+    def transient(self) -> bool:
+        """Whether retrying later may succeed (timeouts and rate limits)."""
+        return self.kind in TRANSIENT
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One ``--orchestrate-agent`` entry: ``NAME[:MODEL]`` or ``command:ARGV``.
+
+    :ivar name: ``claude``, ``codex``, ``gemini``, ``copilot``, ``aider`` or ``command``.
+    :ivar model: the model to ask for (None: the CLI's default).
+    :ivar argv: for ``command``, the command split like a shell would (no shell runs it).
+    """
+
+    name: str
+    model: str | None = None
+    argv: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> AgentSpec:
+        """Parse one entry.
+
+        :raises ValueError: empty, an unknown agent, or ``command:`` with no command.
+        """
+        from pytest_orchestrator.agents.adapters import ADAPTERS
+
+        text = text.strip()
+        name, _, rest = text.partition(":")
+        if name == "command":
+            try:
+                argv = tuple(shlex.split(rest))
+            except ValueError as exc:
+                raise ValueError(f"cannot split {rest!r} into arguments: {exc}") from None
+            if not argv:
+                raise ValueError("command: needs a command, e.g. 'command:ruff check --fix'")
+            return cls("command", None, argv)
+        if name not in ADAPTERS:
+            known = ", ".join([*sorted(ADAPTERS), "command:ARGV"])
+            raise ValueError(f"unknown agent {name!r}; use one of {known}")
+        return cls(name, rest.strip() or None)
+
+    @property
+    def label(self) -> str:
+        """``claude:claude-sonnet-4.5``, ``codex``, or ``command:ruff check --fix``."""
+        if self.name == "command":
+            return "command:" + shlex.join(self.argv)
+        return f"{self.name}:{self.model}" if self.model else self.name
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """What to ask an agent.
+
+    :ivar prompt: the rendered prompt.
+    :ivar cwd: the working directory (the repository).
+    :ivar timeout: seconds the call may take.
+    :ivar edit: whether the agent may change files (audits: False).
+    :ivar budget_usd: USD the call may still spend (None: no limit); passed to CLIs that
+        can enforce it (claude's ``--max-budget-usd``).
+    :ivar max_turns: agent turns allowed, for CLIs that take it.
+    :ivar files: files to hand to CLIs that take them (aider).
+    :ivar allow_all_paths: let copilot touch paths outside the repository.
+    """
+
+    prompt: str
+    cwd: Path
+    timeout: float = 900.0
+    edit: bool = False
+    budget_usd: float | None = None
+    max_turns: int | None = None
+    files: tuple[str, ...] = ()
+    allow_all_paths: bool = False
+
+
+@dataclass
+class AgentResult:
+    """One call's outcome (units: tokens, USD, seconds).
+
+    :ivar cost_source: ``reported`` by the CLI, ``computed`` from tokens x price,
+        ``estimated`` from prompt and output size (no token counts), or ``free``.
+    """
+
+    agent: str
+    model: str | None
+    text: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float | None = None
+    cost_source: CostSource = "free"
+    duration: float = 0.0
+    exit_status: int | None = None
+    error: AgentError | None = None
+    session_id: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """``text`` shortened to about ``limit`` characters, on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def agent_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment an agent runs in: this process's, minus :data:`_DROPPED_ENV`, plus
+    ``PYTEST_ORCHESTRATOR_AGENT=1`` (so a pytest the agent starts does not orchestrate)."""
+    env = dict(os.environ if base is None else base)
+    for name in _DROPPED_ENV:
+        env.pop(name, None)
+    env["PYTEST_ORCHESTRATOR_AGENT"] = "1"
+    return env
+
+
+class Adapter:
+    """Base of the CLI adapters; subclasses define :meth:`argv` and :meth:`parse`.
+
+    :cvar executable: the program to run.
+    :cvar auth_env: environment variables that authenticate the CLI (for messages).
+    :cvar prompt_via: ``stdin`` or ``file`` (the file's path is given to :meth:`argv`).
+    :cvar default_model: the model priced when none is given.
+    """
+
+    name: ClassVar[str] = ""
+    executable: ClassVar[str] = ""
+    auth_env: ClassVar[tuple[str, ...]] = ()
+    prompt_via: ClassVar[Literal["stdin", "file"]] = "stdin"
+    default_model: ClassVar[str | None] = None
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self.spec = spec
+
+    @property
+    def model(self) -> str | None:
+        return self.spec.model or self.default_model
+
+    def argv(self, request: AgentRequest, prompt_file: Path | None) -> list[str]:
+        """The command line (the prompt is not on it)."""
+        raise NotImplementedError
+
+    def parse(
+        self, stdout: str, stderr: str, returncode: int, request: AgentRequest
+    ) -> AgentResult:
+        """Read the CLI's output into a result (duration and pricing are filled in by run)."""
+        raise NotImplementedError
+
+    def result(self, **values: object) -> AgentResult:
+        """An :class:`AgentResult` of this adapter with ``values``."""
+        return AgentResult(agent=self.spec.label, model=self.model, **values)  # type: ignore[arg-type]
+
+    def auth_message(self, detail: str) -> str:
+        """One line: authentication failed, and which variable the CLI needs."""
+        needs = " or ".join(self.auth_env) if self.auth_env else "its login"
+        return f"{self.name} is not authenticated ({excerpt(detail, 200)}); set {needs}"
+
+    def run(
+        self,
+        request: AgentRequest,
+        env: dict[str, str] | None = None,
+        pricing: PricingTable | None = None,
+    ) -> AgentResult:
+        """Run the CLI once (no retries: see ``runner``); price the call with ``pricing``."""
+        from pytest_orchestrator.agents.pricing import price_result
+
+        program = self.spec.argv[0] if self.spec.argv else self.executable
+        if shutil.which(program, path=(env or os.environ).get("PATH")) is None:
+            return self.result(
+                error=AgentError(
+                    "missing_executable",
+                    f"{program!r} not found on PATH; install the {self.name} CLI",
+                )
+            )
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="pytest-orchestrator-agent-") as scratch:
+            prompt_file = None
+            if self.prompt_via == "file":
+                prompt_file = Path(scratch) / "prompt.md"
+                prompt_file.write_text(request.prompt, encoding="utf-8")
+            argv = self.argv(request, prompt_file)
+            try:
+                done = subprocess.run(
+                    argv,
+                    input=request.prompt if self.prompt_via == "stdin" else "",
+                    capture_output=True,
+                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
+                    cwd=request.cwd,
+                    env=agent_environment(env),
+                    timeout=request.timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return self.result(
+                    duration=round(time.monotonic() - started, 3),
+                    error=AgentError(
+                        "timeout", f"{self.name} gave no answer within {request.timeout:g} s"
+                    ),
+                )
+            except OSError as exc:
+                return self.result(error=AgentError("missing_executable", f"{program!r}: {exc}"))
+        result = self.parse(done.stdout, done.stderr, done.returncode, request)
+        result.duration = round(time.monotonic() - started, 3)
+        result.exit_status = done.returncode
+        return price_result(result, request, pricing)
+
+
+def with_error(result: AgentResult, kind: ErrorKind, message: str) -> AgentResult:
+    """``result`` with an error set."""
+    return replace(result, error=AgentError(kind, message))

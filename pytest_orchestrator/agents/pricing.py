@@ -1,0 +1,169 @@
+"""Prices of models, and the cost of a call when the CLI does not report one.
+
+The table ships as data (``pricing.json``: USD per 1,000,000 input and output tokens, from
+the seeds' tables) and is overridden by the ini setting ``orchestrate_pricing`` (lines
+``MODEL=INPUT/OUTPUT``) or a file named by ``orchestrate_pricing_file`` (the same JSON
+shape). A cost the CLI reports wins over a computed one. A model not in the table is
+priced at the most expensive known rates, with a warning, so that a budget is never
+under-counted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.agents.base import AgentRequest, AgentResult
+
+#: Characters per token when a CLI reports no token counts (a common rough figure).
+CHARS_PER_TOKEN = 4
+_DATE_SUFFIX = re.compile(r"-\d{8}$|-latest$")
+
+
+def normalize(model: str) -> str:
+    """``claude-sonnet-4-5-20250929`` -> ``claude-sonnet-4.5``; lower case, no provider prefix."""
+    name = model.strip().lower().rsplit("/", 1)[-1]
+    name = _DATE_SUFFIX.sub("", name)
+    return re.sub(r"(?<=\d)-(?=\d(?:\D|$))", ".", name)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """USD per 1,000,000 tokens; ``known`` is False for the fallback rate."""
+
+    input: float
+    output: float
+    known: bool = True
+
+
+@dataclass
+class PricingTable:
+    """Model -> :class:`Rate` (names normalised with :func:`normalize`)."""
+
+    rates: dict[str, Rate] = field(default_factory=dict)
+
+    @classmethod
+    def shipped(cls) -> PricingTable:
+        """The table shipped with the package."""
+        data = json.loads(
+            resources.files("pytest_orchestrator.agents").joinpath("pricing.json").read_text()
+        )
+        return cls.from_mapping(data["models"])
+
+    @classmethod
+    def from_mapping(cls, models: dict[str, list[float] | tuple[float, float]]) -> PricingTable:
+        """From ``{"model": [input, output]}``.
+
+        :raises ValueError: a rate that is not two non-negative numbers.
+        """
+        rates = {}
+        for model, pair in models.items():
+            try:
+                low, high = (float(v) for v in pair)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"price of {model!r} must be [input, output] USD per 1M tokens"
+                ) from None
+            if low < 0 or high < 0 or low != low or high != high:
+                raise ValueError(f"price of {model!r} must be non-negative numbers")
+            rates[normalize(model)] = Rate(low, high)
+        return cls(rates)
+
+    @classmethod
+    def parse_lines(cls, lines: list[str]) -> PricingTable:
+        """From ini lines ``MODEL=INPUT/OUTPUT`` (USD per 1M tokens).
+
+        :raises ValueError: a line not in that form.
+        """
+        models: dict[str, list[float] | tuple[float, float]] = {}
+        for line in lines:
+            model, sep, pair = line.partition("=")
+            low, slash, high = pair.partition("/")
+            try:
+                if not (sep and slash and model.strip()):
+                    raise ValueError
+                models[model.strip()] = (float(low), float(high))
+            except ValueError:
+                raise ValueError(
+                    f"{line!r} is not MODEL=INPUT/OUTPUT (USD per 1M tokens), e.g. gpt-4o=5/15"
+                ) from None
+        return cls.from_mapping(models)
+
+    @classmethod
+    def load(cls, lines: list[str] | None = None, file: Path | None = None) -> PricingTable:
+        """The shipped table, updated by ``file`` then by ``lines``.
+
+        :raises ValueError: an unreadable file or a bad rate (message names which).
+        """
+        table = cls.shipped()
+        if file is not None:
+            try:
+                data = json.loads(file.read_text(encoding="utf-8"))
+                models = data["models"] if isinstance(data, dict) and "models" in data else data
+                table.rates.update(cls.from_mapping(models).rates)
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(f"cannot read prices from {str(file)!r}: {exc}") from None
+        if lines:
+            table.rates.update(cls.parse_lines(lines).rates)
+        return table
+
+    @property
+    def highest(self) -> Rate:
+        """The fallback for unknown models: the highest input and output rates known."""
+        return Rate(
+            max((r.input for r in self.rates.values()), default=0.0),
+            max((r.output for r in self.rates.values()), default=0.0),
+            known=False,
+        )
+
+    def rate(self, model: str | None) -> Rate:
+        """The rate of ``model``: exact (normalised) name, else the longest known prefix,
+        else :attr:`highest`."""
+        if model:
+            name = normalize(model)
+            if name in self.rates:
+                return self.rates[name]
+            prefixes = [k for k in self.rates if name.startswith(k)]
+            if prefixes:
+                return self.rates[max(prefixes, key=len)]
+        return self.highest
+
+    def cost(self, model: str | None, tokens_in: int, tokens_out: int) -> tuple[float, str | None]:
+        """(USD, warning or None) for a call of ``model``."""
+        rate = self.rate(model)
+        usd = (tokens_in * rate.input + tokens_out * rate.output) / 1_000_000
+        warning = None
+        if not rate.known:
+            warning = (
+                f"model {model or '(default)'!r} has no price; priced at the most expensive known "
+                f"rate ({rate.input:g}/{rate.output:g} USD per 1M tokens) so the budget is never "
+                "under-counted; add it to orchestrate_pricing"
+            )
+        return round(usd, 6), warning
+
+
+def price_result(
+    result: AgentResult, request: AgentRequest, table: PricingTable | None = None
+) -> AgentResult:
+    """``result`` with its cost: reported, else computed from tokens, else estimated from
+    the prompt's and the answer's size (:data:`CHARS_PER_TOKEN`), or free for commands."""
+    if result.cost_usd is not None:
+        return replace(result, cost_source="reported")
+    if result.agent.startswith("command:"):
+        return replace(result, cost_usd=0.0, cost_source="free")
+    table = table or PricingTable.shipped()
+    if result.tokens_in is not None or result.tokens_out is not None:
+        usd, warning = table.cost(result.model, result.tokens_in or 0, result.tokens_out or 0)
+        source = "computed"
+    else:
+        tokens_in = len(request.prompt) // CHARS_PER_TOKEN + 1
+        tokens_out = len(result.text) // CHARS_PER_TOKEN + 1
+        usd, warning = table.cost(result.model, tokens_in, tokens_out)
+        source = "estimated"
+    warnings = [*result.warnings, warning] if warning else result.warnings
+    return replace(result, cost_usd=usd, cost_source=source, warnings=warnings)  # type: ignore[arg-type]

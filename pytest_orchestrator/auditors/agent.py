@@ -1,0 +1,210 @@
+"""LLM audits: the dimensions ``agent:NAME`` (``agent:security``, ``agent:backend`` ...).
+
+At session start the template ``audit_NAME.j2`` is rendered (project discovery, the JSON
+Schema of the answer) and the audit agent (``--orchestrate-audit-agent``, else
+``--orchestrate-agent``) is called read-only in a background thread, so the audit overlaps
+the test run. After the run its answer is parsed (``agents.parse``: a JSON block matching
+the schema, else the seeds' Markdown) into findings; findings whose path is outside the
+repository or whose line is past the end of the file are dropped and counted in the notes.
+
+The score is the agent's own score when it gives one, its lost points apportioned over
+its findings by severity; otherwise the finding formula of the static tools. An agent that
+fails (missing CLI, authentication, timeout, budget) makes the dimension ``unavailable``;
+an answer with neither a score nor a finding makes it ``error``, with an excerpt. Nothing
+in the answer is executed or changes any setting.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
+from pytest_orchestrator.errors import ToolUnavailable
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.agents.base import AgentResult
+    from pytest_orchestrator.agents.runner import Ledger
+    from pytest_orchestrator.models import AuditResult, Deduction, Finding
+
+LEDGER_KEY = pytest.StashKey["Ledger"]()
+
+
+def ledger(config: pytest.Config, budget_usd: float | None) -> Ledger:
+    """The session's :class:`~pytest_orchestrator.agents.runner.Ledger` (created once)."""
+    from pytest_orchestrator.agents.runner import Ledger
+
+    if LEDGER_KEY not in config.stash:
+        config.stash[LEDGER_KEY] = Ledger(budget_usd=budget_usd)
+    return config.stash[LEDGER_KEY]
+
+
+class AgentAuditor(Auditor):
+    """One ``agent:NAME`` dimension; make one with :func:`agent_auditor`."""
+
+    name: str = ""
+    tool = "agent"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._thread: threading.Thread | None = None
+        self._result: AgentResult | None = None
+        self._failure: str | None = None
+
+    def start(self, context: AuditContext) -> None:
+        from pytest_orchestrator.agents.base import AgentRequest, AgentSpec
+        from pytest_orchestrator.agents.parse import audit_schema
+        from pytest_orchestrator.agents.pricing import PricingTable
+        from pytest_orchestrator.agents.runner import AgentRunner
+        from pytest_orchestrator.agents.templates import PromptTemplates, TemplateError
+
+        settings = context.settings
+        try:
+            templates = PromptTemplates(settings.templates_dir)
+            prompt = templates.render(
+                f"audit_{self.name}",
+                {
+                    "project": context.project.model_dump(),
+                    "dimension": self.dimension,
+                    "findings": [],
+                    "exec_prefix": settings.exec_prefix or None,
+                    "test_command": _test_command(settings.exec_prefix, settings.exec_command),
+                    "budget_left_usd": ledger(self.config, settings.budget_usd).left_usd,
+                    "answer_schema": _schema_text(audit_schema()),
+                    "target_score": settings.target_score,
+                    "score": None,
+                },
+            )
+            pricing = PricingTable.load(list(settings.pricing), settings.pricing_file)
+        except (TemplateError, ValueError) as exc:
+            self._failure = str(exc)
+            return
+        runner = AgentRunner(
+            [AgentSpec.parse(s) for s in settings.audit_agent_chain],
+            ledger(self.config, settings.budget_usd),
+            pricing,
+            retries=settings.agent_retries,
+        )
+        request = AgentRequest(
+            prompt=prompt, cwd=context.rootdir, timeout=settings.agent_timeout, edit=False
+        )
+
+        def call() -> None:
+            self._result = runner.call(request, purpose=self.dimension)
+
+        self._thread = threading.Thread(target=call, name=self.dimension, daemon=True)
+        self._thread.start()
+
+    def finish(self, context: AuditContext) -> AuditResult:
+        from pytest_orchestrator.agents.base import excerpt
+        from pytest_orchestrator.agents.parse import ParseError, clean_findings, parse_audit
+        from pytest_orchestrator.models import AuditResult
+
+        if self._failure is not None:
+            raise ToolUnavailable(self._failure)
+        if self._thread is not None:
+            self._thread.join()
+        result = self._result
+        if result is None:
+            raise ToolUnavailable("the audit agent was not started")
+        if result.error is not None:
+            raise ToolUnavailable(f"{result.agent}: {result.error.message}")
+        try:
+            audit, how = parse_audit(result.text)
+        except ParseError as exc:
+            return AuditResult(
+                dimension=self.dimension,
+                status="error",
+                reason=f"{result.agent}'s answer could not be read: {exc}",
+                tool=result.agent,
+                notes=[f"answer excerpt: {excerpt(result.text, 300)}"],
+            )
+        kept, notes = clean_findings(audit, context.rootdir)
+        findings = [
+            make_finding(
+                context,
+                dimension=self.dimension,
+                severity=f.severity,
+                rule_id="agent-finding",
+                message=f.title,
+                path=f.path,
+                line=f.line,
+                tool=result.agent,
+                recommendation=f.recommendation,
+            )
+            for f in kept
+        ]
+        notes = [f"answer read as {how}", *notes, *result.warnings]
+        notes += [f"recommendation: {r}" for r in audit.recommendations]
+        if audit.score is None:
+            scored = self.scored(context, findings, notes=notes)
+            scored.tool = result.agent
+            return scored
+        return AuditResult(
+            dimension=self.dimension,
+            status="ok",
+            score=round(audit.score, 2),
+            findings=findings,
+            deductions=_deductions(self.dimension, findings, audit.score, context, result.agent),
+            tool=result.agent,
+            notes=notes,
+        )
+
+    def cancel(self) -> None:
+        """The call ends at its own timeout; a daemon thread does not hold the exit."""
+
+
+def _deductions(
+    dimension: str, findings: list[Finding], score: float, context: AuditContext, agent: str
+) -> list[Deduction]:
+    """The agent's lost points, apportioned over its findings by severity points."""
+    from collections import Counter
+
+    from pytest_orchestrator.scoring import deductions_for
+
+    points = context.settings.severity_points
+    groups = Counter(f.severity for f in findings)
+    lost = [
+        (f"{count} x {sev.value} from {agent}", points.get(sev, 0.0) * count, count)
+        for sev, count in sorted(groups.items(), key=lambda kv: kv[0].rank)
+    ]
+    if not any(p for _, p, _ in lost):
+        lost = [(f"the overall assessment of {agent}", 1.0, 0)]
+    total = sum(p for _, p, _ in lost)
+    missing = 100.0 - round(score, 2)
+    scaled = [(reason, p * missing / total, count) for reason, p, count in lost]
+    return deductions_for(dimension, scaled, round(score, 2))
+
+
+def _schema_text(schema: dict[str, object]) -> str:
+    import json
+
+    return json.dumps(schema, indent=2, sort_keys=True)
+
+
+def _test_command(exec_prefix: str, exec_command: str) -> str:
+    """How the agent should run the tests: through the exec prefix when there is one."""
+    return f"{exec_prefix} {exec_command}".strip() if exec_prefix else "python -m pytest"
+
+
+def agent_auditor(name: str, config: pytest.Config) -> AgentAuditor:
+    """An auditor of the dimension ``agent:NAME`` (template ``audit_NAME.j2``)."""
+    cls = type(
+        f"AgentAuditor[{name}]", (AgentAuditor,), {"dimension": f"agent:{name}", "name": name}
+    )
+    auditor: AgentAuditor = cls(config)
+    return auditor
+
+
+def audit_names(config: pytest.Config) -> list[str]:
+    """NAMEs of the ``audit_NAME.j2`` templates: packaged and in ``orchestrate_templates_dir``."""
+    from pytest_orchestrator.agents.templates import PromptTemplates
+
+    raw = config.getini("orchestrate_templates_dir")
+    directory = config.rootpath / str(raw) if raw else None
+    if directory is not None and not directory.is_dir():
+        directory = None  # the setting's own validation reports it
+    return PromptTemplates(Path(directory) if directory else None).audit_names()

@@ -1,0 +1,226 @@
+"""LLM audits end to end: ``--orchestrate-dimensions=...,agent:NAME`` through a fake claude.
+
+The fake prints claude's documented ``--output-format json`` result object whose ``result``
+is the answer text given in ``FAKE_AGENT_TEXT``: here the seeds' Markdown example report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fakes import install_fakes
+
+from pytest_orchestrator.models import Report
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake CLIs are POSIX scripts")
+
+#: The seeds' example of an audit report (seed 001, "Output esperado").
+SEEDS_REPORT = """\
+# Auditoría Backend - ai_service
+
+**Score:** 75/100
+**Fecha:** 2025-11-13
+**Auditor:** Copilot GPT-4o
+
+## Hallazgos Críticos (P0)
+
+[P0] Missing error handling in FastAPI endpoints (addons/ai_service/controllers/api.py:45)
+[P0] SQL injection vulnerability in query builder (addons/ai_service/models/query.py:128)
+
+## Hallazgos Altos (P1)
+
+[P1] No rate limiting on API endpoints (addons/ai_service/controllers/api.py:67)
+[P1] Missing input validation for user data (addons/ai_service/models/user.py:34)
+
+## Recomendaciones
+
+1. Implement try-except blocks in all API endpoints
+2. Use parameterized queries to prevent SQL injection
+3. Add rate limiting middleware with Redis
+4. Implement Pydantic models for input validation
+"""
+
+
+@pytest.fixture
+def odoo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """An ai_service module (files long enough for the report's lines), a passing test,
+    and the fake CLIs first on PATH."""
+    module = pytester.path / "addons" / "ai_service"
+    for name, lines in (
+        ("controllers/api.py", 80),
+        ("models/query.py", 140),
+        ("models/user.py", 40),
+    ):
+        path = module / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"value_{i} = {i}\n" for i in range(lines)))
+    (module / "__init__.py").write_text("")
+    pytester.makepyfile(test_module="def test_ok():\n    assert True\n")
+    bin_dir = install_fakes(pytester.path.parent / f"{pytester.path.name}-bin")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    monkeypatch.setenv("FAKE_AGENT_LOG", str(pytester.path.parent / "agent-calls.jsonl"))
+    for name in [k for k in os.environ if k.startswith("FAKE_AGENT_") and k != "FAKE_AGENT_LOG"]:
+        monkeypatch.delenv(name)
+    return pytester
+
+
+def run_audit(pytester: pytest.Pytester, *extra: str) -> tuple[pytest.RunResult, Report]:
+    result = pytester.runpytest_subprocess(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests,agent:backend",
+        "--orchestrate-audit-agent=claude",
+        "--orchestrate-report=terminal",
+        "--orchestrate-report=json:report.json",
+        *extra,
+    )
+    report = Report.model_validate(json.loads((pytester.path / "report.json").read_text()))
+    return result, report
+
+
+def agent_calls(pytester: pytest.Pytester) -> list[dict[str, object]]:
+    log = pytester.path.parent / "agent-calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_the_seeds_markdown_report_reaches_the_gate(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
+    result, report = run_audit(odoo)
+
+    audit = report.audit("agent:backend")
+    assert audit is not None and audit.status == "ok"
+    assert audit.score == 75.0
+    found = sorted((f.severity.value, f.path, f.line, f.message) for f in audit.findings)
+    assert found == [
+        ("P0", "addons/ai_service/controllers/api.py", 45,
+         "Missing error handling in FastAPI endpoints"),
+        ("P0", "addons/ai_service/models/query.py", 128,
+         "SQL injection vulnerability in query builder"),
+        ("P1", "addons/ai_service/controllers/api.py", 67, "No rate limiting on API endpoints"),
+        ("P1", "addons/ai_service/models/user.py", 34, "Missing input validation for user data"),
+    ]  # fmt: skip
+    assert {f.tool for f in audit.findings} == {"claude"}
+    # every lost point is explained, by severity
+    assert round(sum(d.points for d in audit.deductions), 2) == 25.0
+    assert [d.reason for d in audit.deductions] == [
+        "2 x P0 from claude",
+        "2 x P1 from claude",
+    ]
+    assert "answer read as markdown" in audit.notes
+    assert "recommendation: Use parameterized queries to prevent SQL injection" in audit.notes
+    # the gate: two P0 findings fail it (fail-on P0), the overall score is the weighted mean
+    assert not report.verdict.passed
+    assert "2 P0 finding(s) at a failing severity (P0)" in report.verdict.reasons
+    assert report.score.overall == round((100 * 30 + 75 * 20) / 50, 2)
+    # the call is on the ledger, with claude's reported cost
+    assert report.agents is not None
+    [call] = report.agents.calls
+    assert (call.agent, call.purpose, call.outcome) == ("claude", "agent:backend", "ok")
+    assert (call.cost_usd, call.cost_source) == (0.0123, "reported")
+    assert (call.tokens_in, call.tokens_out) == (1000, 200)
+    assert report.agents.spent_usd == 0.0123 and report.agents.budget_usd == 5.0
+    result.stdout.fnmatch_lines(
+        ["agents: 1 call, $0.0123 of the $5.00 budget: claude-sonnet-4.5 $0.0123"]
+    )
+    # read-only: the prompt arrived on stdin, claude was denied the writing tools
+    [logged] = agent_calls(odoo)
+    argv = logged["argv"]
+    assert isinstance(argv, list) and "--disallowedTools" in argv and "acceptEdits" not in argv
+    assert "Audit the project" in str(logged["stdin"])
+    assert not any("Audit the project" in str(a) for a in argv)
+
+
+def test_a_json_answer_and_dropped_findings(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = {
+        "score": 90,
+        "summary": "Mostly fine.",
+        "findings": [
+            {"severity": "P2", "title": "Magic number", "path": "addons/ai_service/models/user.py",
+             "line": 3, "recommendation": "Name it"},
+            {"severity": "P1", "title": "Outside", "path": "/etc/passwd", "line": 1},
+            {"severity": "P1", "title": "Past the end", "path": "addons/ai_service/models/user.py",
+             "line": 999},
+        ],
+        "recommendations": [],
+    }  # fmt: skip
+    monkeypatch.setenv("FAKE_AGENT_TEXT", "Here it is:\n```json\n" + json.dumps(answer) + "\n```\n")
+    _, report = run_audit(odoo)
+
+    audit = report.audit("agent:backend")
+    assert audit is not None and audit.score == 90.0
+    assert [(f.message, f.line) for f in audit.findings] == [("Magic number", 3)]
+    assert "answer read as json" in audit.notes
+    assert any("outside the repository" in n for n in audit.notes)
+    assert any("past the end of its file" in n for n in audit.notes)
+
+
+def test_an_unreadable_answer_is_an_error_not_a_score(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_TEXT", "I looked around and it seems fine, I guess.")
+    result, report = run_audit(odoo)
+
+    audit = report.audit("agent:backend")
+    assert audit is not None and audit.status == "error" and audit.score is None
+    assert audit.reason is not None and "answer could not be read" in audit.reason
+    assert any("I looked around" in n for n in audit.notes)
+    assert report.score.overall == 100.0  # left out of the score (orchestrate_unavailable=skip)
+    result.stdout.fnmatch_lines(["*! agent:backend is error: claude's answer could not be read*"])
+
+
+def test_a_missing_login_makes_the_dimension_unavailable(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_MODE", "auth")
+    _, report = run_audit(odoo, "--orchestrate-audit-agent=claude,codex")
+
+    audit = report.audit("agent:backend")
+    assert audit is not None and audit.status == "unavailable"
+    assert audit.reason is not None
+    assert "ANTHROPIC_API_KEY" in audit.reason and "CODEX_API_KEY" in audit.reason
+    assert report.agents is not None
+    assert [c.outcome for c in report.agents.calls] == ["auth", "auth"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--orchestrate-dimensions=tests,agent:backend"],
+            "ERROR: --orchestrate-dimensions: agent:backend needs an agent; give "
+            "--orchestrate-audit-agent=NAME (e.g. claude) or --orchestrate-agent=NAME",
+        ),
+        (
+            ["--orchestrate-agent=chatgpt"],
+            "ERROR: --orchestrate-agent: unknown agent 'chatgpt'; use one of aider, claude, "
+            "codex, command, copilot, gemini, command:ARGV",
+        ),
+        (
+            ["--orchestrate-dimensions=tests,agent:poetry", "--orchestrate-agent=claude"],
+            "ERROR: --orchestrate-dimensions: unknown dimension 'agent:poetry'; known: *",
+        ),
+        (
+            ["--orchestrate-budget=-1"],
+            "ERROR: --orchestrate-budget: '-1' is not a valid budget in USD; give a number of "
+            "at least 0",
+        ),
+        (
+            ["-o", "orchestrate_pricing=gpt-4o=5"],
+            "ERROR: orchestrate_pricing (ini): 'gpt-4o=5' is not MODEL=INPUT/OUTPUT*",
+        ),
+    ],
+)
+def test_bad_agent_settings_are_one_line_errors(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(test_module="def test_ok():\n    assert True\n")
+    result = pytester.runpytest("--orchestrate", *args)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()

@@ -106,6 +106,8 @@ class Orchestrator:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         rootdir = self.config.rootpath
         self.context = AuditContext(self.config, self.settings, rootdir, discover(rootdir))
+        if self.config.getoption("collectonly", default=False):
+            return  # nothing will be gated: start no tool and call no agent
         for auditor in self.auditors:
             with contextlib.suppress(ToolUnavailable):  # finish reports it
                 auditor.start(self.context)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 from fakes import install_fakes
@@ -185,6 +187,55 @@ def test_a_missing_login_makes_the_dimension_unavailable(
     assert "ANTHROPIC_API_KEY" in audit.reason and "CODEX_API_KEY" in audit.reason
     assert report.agents is not None
     assert [c.outcome for c in report.agents.calls] == ["auth", "auth"]
+
+
+def _fake_agents_alive(log: str) -> list[int]:
+    """Processes of the fake CLIs whose FAKE_AGENT_LOG is ``log``."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if b"fake_agent.py" in cmdline and f"FAKE_AGENT_LOG={log}".encode() in environ:
+                alive.append(int(entry.name))
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_an_interrupted_session_stops_the_agent(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_MODE", "timeout")
+    monkeypatch.setenv("FAKE_AGENT_SLEEP", "60")  # the fake claude would answer in 60 s
+    log = os.environ["FAKE_AGENT_LOG"]
+    # The test waits until the agent runs, then interrupts the session (Ctrl-C).
+    odoo.makepyfile(
+        test_stop=f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_agents_audit import _fake_agents_alive
+
+        def test_stop():
+            deadline = time.monotonic() + 20
+            while not _fake_agents_alive({log!r}):
+                assert time.monotonic() < deadline, "the agent never started"
+                time.sleep(0.1)
+            raise KeyboardInterrupt
+        """
+    )
+    started = time.monotonic()
+    result = odoo.runpytest_subprocess(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests,agent:backend",
+        "--orchestrate-audit-agent=claude",
+    )
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()
+    assert time.monotonic() - started < 50
+    assert _fake_agents_alive(log) == []
 
 
 @pytest.mark.parametrize(

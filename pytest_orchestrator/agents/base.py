@@ -11,11 +11,14 @@ but no cost (see ``pricing``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -237,31 +240,78 @@ class Adapter:
                 prompt_file.write_text(request.prompt, encoding="utf-8")
             argv = self.argv(request, prompt_file)
             try:
-                done = subprocess.run(
+                process = subprocess.Popen(
                     argv,
-                    input=request.prompt if self.prompt_via == "stdin" else "",
-                    capture_output=True,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                     text=True,
                     encoding="utf-8",
                     errors="replace",
                     cwd=request.cwd,
                     env=agent_environment(env),
-                    timeout=request.timeout,
-                    check=False,
+                    start_new_session=True,  # its own process group: stopped as a whole
+                )
+            except OSError as exc:
+                return self.result(error=AgentError("missing_executable", f"{program!r}: {exc}"))
+            with _RUNNING_LOCK:
+                _RUNNING.add(process)
+            try:
+                stdout, stderr = process.communicate(
+                    request.prompt if self.prompt_via == "stdin" else "", timeout=request.timeout
                 )
             except subprocess.TimeoutExpired:
+                _stop(process)
                 return self.result(
                     duration=round(time.monotonic() - started, 3),
                     error=AgentError(
                         "timeout", f"{self.name} gave no answer within {request.timeout:g} s"
                     ),
                 )
-            except OSError as exc:
-                return self.result(error=AgentError("missing_executable", f"{program!r}: {exc}"))
+            finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(process)
+            if process.returncode < 0 and _CANCELLED.is_set():
+                return self.result(
+                    duration=round(time.monotonic() - started, 3),
+                    error=AgentError("nonzero_exit", f"{self.name} was stopped: the session ended"),
+                )
+        done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
         result = self.parse(done.stdout, done.stderr, done.returncode, request)
         result.duration = round(time.monotonic() - started, 3)
         result.exit_status = done.returncode
         return price_result(result, request, pricing)
+
+
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+_CANCELLED = threading.Event()
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Terminate ``process``'s group, kill it after 5 s, and reap it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except OSError:
+            break
+        try:
+            process.wait(5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(Exception):
+        process.communicate(timeout=5)
+
+
+def stop_running_agents() -> None:
+    """Stop every agent CLI still running (the session was interrupted or ended): no agent
+    goes on working, or spending, after pytest exits."""
+    _CANCELLED.set()
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _stop(process)
 
 
 def with_error(result: AgentResult, kind: ErrorKind, message: str) -> AgentResult:

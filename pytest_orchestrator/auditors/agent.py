@@ -95,6 +95,10 @@ class AgentAuditor(Auditor):
         def call() -> None:
             self._result = runner.call(request, purpose=self.dimension)
 
+        from pytest_orchestrator.agents.base import _CANCELLED
+
+        _CANCELLED.clear()  # a new session (pytester runs several in one process)
+
         self._thread = threading.Thread(target=call, name=self.dimension, daemon=True)
         self._thread.start()
 
@@ -154,7 +158,12 @@ class AgentAuditor(Auditor):
         )
 
     def cancel(self) -> None:
-        """The call ends at its own timeout; a daemon thread does not hold the exit."""
+        """Stop the agent's CLI: nothing may go on spending after the session."""
+        if self._thread is not None and self._thread.is_alive():
+            from pytest_orchestrator.agents.base import stop_running_agents
+
+            stop_running_agents()
+            self._thread.join(30)
 
 
 def _deductions(

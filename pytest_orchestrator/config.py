@@ -10,6 +10,7 @@ what is allowed.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -89,7 +90,7 @@ def _number(text: str, what: str, low: float = 0.0, high: float | None = 100.0) 
         number = float(text)
     except (TypeError, ValueError):
         number = float("nan")
-    if number != number or number < low or (high is not None and number > high):
+    if not math.isfinite(number) or number < low or (high is not None and number > high):
         bound = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
         raise ValueError(f"{text!r} is not a valid {what}; give a number {bound}")
     return number
@@ -343,13 +344,36 @@ class OrchestrationConfig(BaseModel):
         return tuple(items)
 
     @model_validator(mode="after")
-    def _audit_agent_given(self) -> OrchestrationConfig:
+    def _agents_usable(self, info: ValidationInfo) -> OrchestrationConfig:
+        """The agent settings work together: an agent for the LLM audits, a readable
+        pricing file, audit templates that render (checked now, not after the tests)."""
         wanted = [d for d in self.dimensions if d.startswith("agent:")]
         if wanted and not self.audit_agent_chain:
             raise ValueError(
                 f"--orchestrate-dimensions: {wanted[0]} needs an agent; give "
                 "--orchestrate-audit-agent=NAME (e.g. claude) or --orchestrate-agent=NAME"
             )
+        if self.pricing_file is not None:
+            from pytest_orchestrator.agents.pricing import PricingTable
+
+            try:
+                PricingTable.load(file=self.pricing_file)
+            except ValueError as exc:
+                raise ValueError(f"orchestrate_pricing_file (ini): {exc}") from None
+        if wanted:
+            from pytest_orchestrator.agents.templates import TemplateError
+            from pytest_orchestrator.auditors.agent import audit_prompt
+            from pytest_orchestrator.models import Discovery
+
+            rootdir = str((info.context or {}).get("rootdir") or ".")
+            example = Discovery(
+                name="project", rootdir=rootdir, sources=[], files=0, lines_of_code=0
+            )
+            for dimension in wanted:
+                try:
+                    audit_prompt(dimension.removeprefix("agent:"), self, example, self.budget_usd)
+                except TemplateError as exc:
+                    raise ValueError(f"--orchestrate-dimensions {dimension}: {exc}") from None
         return self
 
     @property

@@ -280,6 +280,7 @@ class AgentCall(_Model):
     duration: float = Field(0.0, ge=0)
     outcome: str = Field(description="ok, or the error kind: timeout, rate_limit, auth, ...")
     message: str | None = None
+    warnings: list[str] = Field(default_factory=list, description="e.g. a model with no price")
 
 
 class AgentUsage(_Model):

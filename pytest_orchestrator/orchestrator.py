@@ -122,13 +122,21 @@ class Orchestrator:
         try:
             result = yield
         except session.Failed:  # -x / --maxfail: the run ended early but is a real run
-            self.finish(session)
+            self._finish_or_cancel(session)
             raise
         except BaseException:
             self.cancel()
             raise
-        self.finish(session)
+        self._finish_or_cancel(session)
         return result
+
+    def _finish_or_cancel(self, session: pytest.Session) -> None:
+        """Finish; an interruption while waiting for the audits cancels them."""
+        try:
+            self.finish(session)
+        except BaseException:
+            self.cancel()
+            raise
 
     def cancel(self) -> None:
         """Stop the auditors' background work (the session was interrupted)."""
@@ -215,6 +223,13 @@ class Orchestrator:
             return
         if not self.report.verdict.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = EXIT_GATE_FAILED
+
+    @pytest.hookimpl
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Safety net: no agent CLI outlives the session, whatever ended it.
+        from pytest_orchestrator.agents.base import stop_running_agents
+
+        stop_running_agents()
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

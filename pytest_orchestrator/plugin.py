@@ -14,6 +14,8 @@ import pytest
 
 #: Set in the environment of the remote pytest of an ``--orchestrate-exec`` run.
 REMOTE_ENV = "PYTEST_ORCHESTRATOR_REMOTE"
+#: Set in the environment of the AI agents we run: a pytest they start does not orchestrate.
+AGENT_ENV = "PYTEST_ORCHESTRATOR_AGENT"
 
 
 class Option(NamedTuple):
@@ -234,13 +236,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def enabled(config: pytest.Config, early: bool = False) -> bool:
     """True when ``--orchestrate`` is given or ``orchestrate = true`` is in the ini file,
-    except in the pytest that an ``--orchestrate-exec`` run starts in the container.
+    except in the pytest that an ``--orchestrate-exec`` run starts in the container or that
+    an agent we run starts (no recursion).
 
     :param early: read the options pytest parsed before loading conftest.py files
         (``pytest_load_initial_conftests`` runs before the full parse).
     """
-    if os.environ.get(REMOTE_ENV):
-        return False  # this session is the remote side of an --orchestrate-exec run
+    if os.environ.get(REMOTE_ENV) or os.environ.get(AGENT_ENV):
+        # the remote side of an --orchestrate-exec run, or a pytest an agent started
+        return False
     if early:
         flag = getattr(config.known_args_namespace, "orchestrate", None)
     else:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -62,7 +64,7 @@ def odoo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.P
     pytester.makepyfile(test_module="def test_ok():\n    assert True\n")
     bin_dir = install_fakes(pytester.path.parent / f"{pytester.path.name}-bin")
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
-    monkeypatch.setenv("FAKE_AGENT_LOG", str(pytester.path.parent / "agent-calls.jsonl"))
+    monkeypatch.setenv("FAKE_AGENT_LOG", str(calls_log(pytester)))
     for name in [k for k in os.environ if k.startswith("FAKE_AGENT_") and k != "FAKE_AGENT_LOG"]:
         monkeypatch.delenv(name)
     return pytester
@@ -81,8 +83,13 @@ def run_audit(pytester: pytest.Pytester, *extra: str) -> tuple[pytest.RunResult,
     return result, report
 
 
+def calls_log(pytester: pytest.Pytester) -> Path:
+    """The fake CLIs' log of this test (outside the project, so no tool audits it)."""
+    return pytester.path.parent / f"{pytester.path.name}-agent-calls.jsonl"
+
+
 def agent_calls(pytester: pytest.Pytester) -> list[dict[str, object]]:
-    log = pytester.path.parent / "agent-calls.jsonl"
+    log = calls_log(pytester)
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
@@ -165,14 +172,115 @@ def test_an_unreadable_answer_is_an_error_not_a_score(
     odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_AGENT_TEXT", "I looked around and it seems fine, I guess.")
-    result, report = run_audit(odoo)
+    result, report = run_audit(
+        odoo, "--orchestrate-report=markdown:report.md", "--orchestrate-report=junit:gate.xml"
+    )
 
     audit = report.audit("agent:backend")
     assert audit is not None and audit.status == "error" and audit.score is None
     assert audit.reason is not None and "answer could not be read" in audit.reason
     assert any("I looked around" in n for n in audit.notes)
     assert report.score.overall == 100.0  # left out of the score (orchestrate_unavailable=skip)
-    result.stdout.fnmatch_lines(["*! agent:backend is error: claude's answer could not be read*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*! agent:backend is error: claude's answer could not be read*",
+            "    answer excerpt: I looked around and it seems fine, I guess.",
+        ]
+    )
+    assert "| agent:backend | - |" in (odoo.path / "report.md").read_text()
+    assert "**error**: claude's answer could not be read" in (odoo.path / "report.md").read_text()
+    assert "error: claude's answer could not be read" in (odoo.path / "gate.xml").read_text()
+
+
+def test_several_audits_share_the_budget_one_call_at_a_time(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
+    monkeypatch.setenv("FAKE_AGENT_COST", "0.015")
+    odoo.runpytest_subprocess(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests,agent:backend,agent:security",
+        "--orchestrate-audit-agent=claude",
+        "--orchestrate-budget=0.03",
+    )
+
+    caps = sorted(
+        c["argv"][c["argv"].index("--max-budget-usd") + 1]  # type: ignore[index,union-attr]
+        for c in agent_calls(odoo)
+    )
+    # the second call was told what the first one left, not the whole budget
+    assert caps == ["0.015", "0.03"]
+
+
+def test_an_unpriced_model_is_charged_the_highest_rate_and_said(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
+    result, report = run_audit(odoo, "--orchestrate-audit-agent=codex:my-new-model")
+
+    assert report.agents is not None
+    [call] = report.agents.calls
+    assert (call.model, call.cost_source) == ("my-new-model", "computed")
+    assert call.cost_usd == round((1000 * 10 + 200 * 30) / 1e6, 6)  # highest: 10/30
+    result.stdout.fnmatch_lines(
+        ["! agents: model 'my-new-model' has no price; priced at the most expensive known rate*"]
+    )
+
+
+def test_secrets_and_escape_sequences_in_agent_output_never_reach_the_reports(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ant-api03-" + "A1b2C3d4" * 6
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    leak = (
+        "import os; import sys; "  # no comma: the agent list is comma-separated
+        "sys.stderr.write('auth failed for ' + os.environ['ANTHROPIC_API_KEY'] + "
+        "' GITHUB_TOKEN=ghp_' + 'x' * 36 + ' \\x1b]0;pwned\\x07\\x1b[2J'); sys.exit(1)"
+    )
+    result = odoo.runpytest_subprocess(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests,agent:backend",
+        f"--orchestrate-audit-agent=command:{sys.executable} -c {shlex.quote(leak)}",
+        "--orchestrate-report=terminal",
+        "--orchestrate-report=json:report.json",
+        "--orchestrate-report=markdown:report.md",
+        "--orchestrate-report=junit:gate.xml",
+    )
+
+    report = Report.model_validate(json.loads((odoo.path / "report.json").read_text()))
+    audit = report.audit("agent:backend")
+    assert audit is not None and audit.status == "unavailable"
+    assert audit.reason is not None and "auth failed for ***" in audit.reason
+    outputs = [result.stdout.str()] + [
+        (odoo.path / name).read_text() for name in ("report.json", "report.md", "gate.xml")
+    ]
+    for text in outputs:
+        assert key not in text and "ghp_xxxx" not in text
+        assert "\x1b" not in text and "pwned\x07" not in text
+
+
+def test_a_pytest_started_by_an_agent_does_not_orchestrate_again(
+    odoo: pytest.Pytester,
+) -> None:
+    # The ini turns the gate on; the "agent" runs pytest in the same project. Without the
+    # guard, that pytest would orchestrate and call the agent again, and so on.
+    odoo.makeini(
+        f"""
+        [pytest]
+        orchestrate = true
+        orchestrate_dimensions = tests,agent:tests
+        orchestrate_agent = command:{sys.executable} -m pytest -q -p no:cacheprovider
+        orchestrate_report = json:report.json
+        """
+    )
+    started = time.monotonic()
+    odoo.runpytest_subprocess()
+
+    assert time.monotonic() - started < 60
+    report = Report.model_validate(json.loads((odoo.path / "report.json").read_text()))
+    assert report.agents is not None and len(report.agents.calls) == 1
+    audit = report.audit("agent:tests")
+    assert audit is not None and audit.status == "error"  # pytest's output is no audit
 
 
 def test_a_missing_login_makes_the_dimension_unavailable(

@@ -422,6 +422,26 @@ def test_the_last_valid_json_block_wins() -> None:
     assert (how, audit.score) == ("json", 90.0)
 
 
+def test_json_with_unknown_keys_or_a_bad_finding_is_read_leniently() -> None:
+    text = json.dumps(
+        {
+            "score": 60,
+            "date": "2025-11-13",
+            "findings": [
+                {"severity": "P0", "title": "SQL injection", "cwe": 89, "path": "a.py"},
+                {"severity": "P9", "title": "unknown severity"},
+                "not an object",
+            ],
+        }
+    )
+    audit, how = parse_audit(f"```json\n{text}\n```\n\n{SEED_EXAMPLE}")
+    assert how == "json" and audit.score == 60.0
+    assert [(f.severity, f.title, f.path) for f in audit.findings] == [
+        (Severity.P0, "SQL injection", "a.py")
+    ]
+    assert audit.dropped == 2
+
+
 def test_json_takes_precedence_over_markdown() -> None:
     text = f"{SEED_EXAMPLE}\n```json\n{json.dumps({'score': 12})}\n```\n"
     audit, how = parse_audit(text)
@@ -433,7 +453,6 @@ def test_json_takes_precedence_over_markdown() -> None:
     [
         '{"score": 80, "findings": [',  # truncated
         "{'score': 80}",  # not JSON
-        '{"score": 80, "date": "2025-11-13"}',  # unknown key
         '{"score": 180}',  # out of range
         '{"score": true}',  # boolean
         '{"score": NaN}',
@@ -441,7 +460,6 @@ def test_json_takes_precedence_over_markdown() -> None:
         '{"findings": [{"severity": "P9", "title": "x"}]}',
         '{"findings": [{"severity": "P0", "title": "x", "line": 0}]}',
         '{"findings": [{"severity": "P0", "title": "   "}]}',
-        '{"findings": [{"severity": "P0", "title": "x", "cwe": 89}]}',
         '{"findings": [{"severity": "urgent", "title": "x"}]}',
         '{"findings": {"severity": "P0", "title": "x"}}',
         '["score", 80]',
@@ -812,8 +830,10 @@ def check_answer(text: str) -> None:
         return
     assert how in ("json", "markdown")
     assert audit.score is not None or audit.findings
-    assert AgentAudit.model_validate(audit.model_dump()) == audit
-    assert AgentAudit.model_validate_json(audit.model_dump_json()) == audit
+    assert AgentAudit.model_validate(audit.model_dump()).model_dump() == audit.model_dump()
+    assert (
+        AgentAudit.model_validate_json(audit.model_dump_json()).model_dump() == audit.model_dump()
+    )
     assert audit.score is None or 0 <= audit.score <= 100
     assert len(audit.findings) <= MAX_FINDINGS
     assert len(audit.recommendations) <= MAX_RECOMMENDATIONS

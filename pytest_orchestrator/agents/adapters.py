@@ -258,7 +258,7 @@ class CodexAdapter(_CliAdapter):
     executable = "codex"
     #: ``CODEX_API_KEY`` is the documented key of ``codex exec``; ``OPENAI_API_KEY`` is read too.
     auth_env = ("CODEX_API_KEY", "OPENAI_API_KEY")
-    default_model = "gpt-5-codex"
+    default_model = None  # the CLI's configured model is unknown: priced at the highest rate
 
     def argv(self, request: AgentRequest, prompt_file: Path | None) -> list[str]:
         argv = [self.executable, "exec", "--json"]
@@ -466,7 +466,7 @@ class CopilotAdapter(_CliAdapter):
     name = "copilot"
     executable = "copilot"
     auth_env = ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN")
-    default_model = "claude-sonnet-4.5"
+    default_model = None  # the CLI's configured model is unknown: priced at the highest rate
 
     def argv(self, request: AgentRequest, prompt_file: Path | None) -> list[str]:
         argv = [self.executable, "-s", "--no-ask-user"]
@@ -554,7 +554,7 @@ class AiderAdapter(_CliAdapter):
     executable = "aider"
     auth_env = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
     prompt_via: ClassVar[Literal["stdin", "file"]] = "file"
-    default_model = "gpt-4o"
+    default_model = None  # the CLI's configured model is unknown: priced at the highest rate
 
     def argv(self, request: AgentRequest, prompt_file: Path | None) -> list[str]:
         if prompt_file is None:

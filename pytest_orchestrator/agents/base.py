@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 ErrorKind = Literal[
     "timeout", "rate_limit", "auth", "bad_output", "nonzero_exit", "missing_executable", "budget"
 ]
-#: Error kinds worth retrying after a pause.
-TRANSIENT: frozenset[str] = frozenset({"timeout", "rate_limit"})
+#: Error kinds worth retrying after a pause (not timeouts: a timed-out CLI may have spent).
+TRANSIENT: frozenset[str] = frozenset({"rate_limit"})
 CostSource = Literal["reported", "computed", "estimated", "free"]
 #: Characters of an agent's output kept in an error message or a report.
 EXCERPT = 500
@@ -58,7 +58,7 @@ class AgentError:
 
     @property
     def transient(self) -> bool:
-        """Whether retrying later may succeed (timeouts and rate limits)."""
+        """Whether retrying later may succeed (rate limits)."""
         return self.kind in TRANSIENT
 
 
@@ -159,8 +159,11 @@ class AgentResult:
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """``text`` shortened to about ``limit`` characters, on one line."""
-    flat = " ".join(text.split())
+    """``text`` shortened to about ``limit`` characters, on one line, secrets and control
+    sequences removed (``redact.redact_text``)."""
+    from pytest_orchestrator.redact import redact_text
+
+    flat = " ".join(redact_text(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
@@ -262,12 +265,13 @@ class Adapter:
                 )
             except subprocess.TimeoutExpired:
                 _stop(process)
-                return self.result(
+                timed_out = self.result(
                     duration=round(time.monotonic() - started, 3),
                     error=AgentError(
                         "timeout", f"{self.name} gave no answer within {request.timeout:g} s"
                     ),
                 )
+                return price_result(timed_out, request, pricing)  # charged an estimate
             finally:
                 with _RUNNING_LOCK:
                     _RUNNING.discard(process)
@@ -289,19 +293,26 @@ _CANCELLED = threading.Event()
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
-    """Terminate ``process``'s group, kill it after 5 s, and reap it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except OSError:
-            break
-        try:
-            process.wait(5)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    """Terminate ``process``'s group, wait up to 5 s for its leader, then kill what is
+    left of the group (members may ignore SIGTERM), and reap it."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
         process.communicate(timeout=5)
+
+
+def cancelled() -> bool:
+    """Whether :func:`stop_running_agents` was called: no new agent call may start."""
+    return _CANCELLED.is_set()
+
+
+def reset_cancelled() -> None:
+    """Allow agent calls again (a new session in the same process)."""
+    _CANCELLED.clear()
 
 
 def stop_running_agents() -> None:

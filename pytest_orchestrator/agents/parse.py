@@ -30,6 +30,7 @@ are kept, every string is cleaned of control characters and capped).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -39,7 +40,7 @@ from typing import Any, Literal
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from pytest_orchestrator.models import Severity
 
@@ -192,6 +193,14 @@ class AgentAudit(BaseModel):
         cleaned = (_one_line(item, RECOMMENDATION_MAX) for item in value)
         return [item for item in cleaned if item][:MAX_RECOMMENDATIONS]
 
+    #: Findings of a JSON answer that did not validate and were left out (see _lenient).
+    _dropped: int = PrivateAttr(0)
+
+    @property
+    def dropped(self) -> int:
+        """Findings of a JSON answer left out because they did not validate."""
+        return self._dropped
+
     @property
     def usable(self) -> bool:
         """Whether it says anything a gate can use: a score or a finding."""
@@ -259,13 +268,50 @@ def _from_json(text: str, tokens: list[Token]) -> AgentAudit | None:
     if stripped.startswith("{") and stripped.endswith("}"):
         candidates.append(stripped)
     for candidate in reversed(candidates):
+        audit: AgentAudit | None
         try:
             audit = AgentAudit.model_validate_json(candidate)
         except (ValidationError, ValueError, RecursionError):
-            continue
-        if audit.usable:
+            audit = _lenient(candidate)
+        if audit is not None and audit.usable:
             return audit
     return None
+
+
+def _lenient(candidate: str) -> AgentAudit | None:
+    """The schema's fields of a JSON object that does not validate as a whole: unknown
+    keys ignored, each finding validated on its own (the invalid ones dropped and counted
+    in ``dropped``), an invalid score or summary left out. None when it is not an object."""
+    try:
+        data = json.loads(candidate)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    kept: list[AgentFinding] = []
+    raw = data.get("findings")
+    items = raw[:MAX_FINDINGS] if isinstance(raw, list) else []
+    dropped = 0
+    for item in items:
+        if not isinstance(item, dict):
+            dropped += 1
+            continue
+        known = {k: v for k, v in item.items() if k in AgentFinding.model_fields}
+        try:
+            kept.append(AgentFinding.model_validate(known))
+        except ValidationError:
+            dropped += 1
+    values: dict[str, Any] = {"findings": kept}
+    for name in ("score", "summary", "recommendations"):
+        if name in data:
+            try:
+                AgentAudit.model_validate({name: data[name]})
+            except ValidationError:
+                continue
+            values[name] = data[name]
+    audit = AgentAudit.model_validate(values)
+    audit._dropped = dropped
+    return audit
 
 
 # --- Markdown -------------------------------------------------------------------------

@@ -3,16 +3,19 @@
 :class:`AgentRunner` calls the first agent of a chain (``--orchestrate-agent=claude,codex``)
 and, on failure:
 
-- a transient error (timeout, rate limit) is retried after 1, 2, 4 ... seconds
-  (``backoff`` doubling), at most ``retries`` times and ``max_wait`` seconds in all;
+- a rate limit is retried after 1, 2, 4 ... seconds (``backoff`` doubling), at most
+  ``retries`` times and ``max_wait`` seconds in all;
+- a timeout is not retried (the CLI may have spent money we cannot see): the attempt is
+  charged its prompt's estimated cost and the next agent is tried;
 - an authentication error is not retried: the next agent is tried, and when none is left
   the call fails with a message naming the variable the CLI needs;
 - any other error (bad output, non-zero exit, missing executable) moves to the next agent.
 
-Before every attempt, the cheapest the call can cost (its prompt's tokens at the model's
-input rate, see ``pricing``) is compared with what is left of the budget; an attempt that
-cannot fit is not started (error kind ``budget``), so no retry can exceed the budget. Every
-attempt, successful or not, is recorded in the :class:`Ledger` shared by the session.
+Calls run one at a time (:attr:`Ledger.turn`). Before every attempt, the cheapest the call
+can cost (its prompt's tokens at the model's input rate, see ``pricing``) is compared with
+what is left of the budget; an attempt that cannot fit is not started (error kind
+``budget``), so no retry starts beyond the budget. Every attempt, successful or not, is
+recorded in the :class:`Ledger` shared by the session.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class Ledger:
     budget_usd: float | None = None
     calls: list[AgentCall] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Held for the whole of an agent call: calls run one at a time, so that each sees (and
+    #: gives its CLI as a cap) what is truly left, even when several audits run at once.
+    turn: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def spent_usd(self) -> float:
@@ -70,6 +76,7 @@ class Ledger:
             duration=result.duration,
             outcome="ok" if result.error is None else result.error.kind,
             message=result.error.message if result.error else None,
+            warnings=list(result.warnings),
         )
         with self._lock:
             self.calls.append(call)
@@ -129,7 +136,13 @@ class AgentRunner:
 
         Never raises for an agent's failure: the result's ``error`` says what went wrong.
         """
+
+        with self.ledger.turn:
+            return self._call(request, purpose)
+
+    def _call(self, request: AgentRequest, purpose: str) -> AgentResult:
         from pytest_orchestrator.agents.adapters import ADAPTERS
+        from pytest_orchestrator.agents.base import cancelled
 
         last: AgentResult | None = None
         auth_failures: list[str] = []
@@ -137,6 +150,10 @@ class AgentRunner:
             adapter = ADAPTERS[spec.name](spec)
             waited = 0.0
             for attempt in range(1, self.retries + 2):
+                if cancelled():
+                    return adapter.result(
+                        error=AgentError("nonzero_exit", "not started: the session ended")
+                    )
                 left = self.ledger.left_usd
                 needed = self.minimum_cost(spec, request)
                 if left is not None and (needed > left or (left <= 0 and spec.name != "command")):

@@ -24,11 +24,13 @@ import pytest
 
 from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
 from pytest_orchestrator.errors import ToolUnavailable
+from pytest_orchestrator.redact import redact_text
 
 if TYPE_CHECKING:
     from pytest_orchestrator.agents.base import AgentResult
     from pytest_orchestrator.agents.runner import Ledger
-    from pytest_orchestrator.models import AuditResult, Deduction, Finding
+    from pytest_orchestrator.config import OrchestrationConfig
+    from pytest_orchestrator.models import AuditResult, Deduction, Discovery, Finding
 
 LEDGER_KEY = pytest.StashKey["Ledger"]()
 
@@ -56,27 +58,17 @@ class AgentAuditor(Auditor):
 
     def start(self, context: AuditContext) -> None:
         from pytest_orchestrator.agents.base import AgentRequest, AgentSpec
-        from pytest_orchestrator.agents.parse import audit_schema
         from pytest_orchestrator.agents.pricing import PricingTable
         from pytest_orchestrator.agents.runner import AgentRunner
-        from pytest_orchestrator.agents.templates import PromptTemplates, TemplateError
+        from pytest_orchestrator.agents.templates import TemplateError
 
         settings = context.settings
         try:
-            templates = PromptTemplates(settings.templates_dir)
-            prompt = templates.render(
-                f"audit_{self.name}",
-                {
-                    "project": context.project.model_dump(),
-                    "dimension": self.dimension,
-                    "findings": [],
-                    "exec_prefix": settings.exec_prefix or None,
-                    "test_command": _test_command(settings.exec_prefix, settings.exec_command),
-                    "budget_left_usd": ledger(self.config, settings.budget_usd).left_usd,
-                    "answer_schema": _schema_text(audit_schema()),
-                    "target_score": settings.target_score,
-                    "score": None,
-                },
+            prompt = audit_prompt(
+                self.name,
+                settings,
+                context.project,
+                ledger(self.config, settings.budget_usd).left_usd,
             )
             pricing = PricingTable.load(list(settings.pricing), settings.pricing_file)
         except (TemplateError, ValueError) as exc:
@@ -95,9 +87,9 @@ class AgentAuditor(Auditor):
         def call() -> None:
             self._result = runner.call(request, purpose=self.dimension)
 
-        from pytest_orchestrator.agents.base import _CANCELLED
+        from pytest_orchestrator.agents.base import reset_cancelled
 
-        _CANCELLED.clear()  # a new session (pytester runs several in one process)
+        reset_cancelled()  # a new session (pytester runs several in one process)
 
         self._thread = threading.Thread(target=call, name=self.dimension, daemon=True)
         self._thread.start()
@@ -110,6 +102,10 @@ class AgentAuditor(Auditor):
         if self._failure is not None:
             raise ToolUnavailable(self._failure)
         if self._thread is not None:
+            if self._thread.is_alive():
+                reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(f"waiting for the {self.dimension} audit agent ...")
             self._thread.join()
         result = self._result
         if result is None:
@@ -133,16 +129,18 @@ class AgentAuditor(Auditor):
                 dimension=self.dimension,
                 severity=f.severity,
                 rule_id="agent-finding",
-                message=f.title,
+                message=redact_text(f.title),
                 path=f.path,
                 line=f.line,
                 tool=result.agent,
-                recommendation=f.recommendation,
+                recommendation=redact_text(f.recommendation) if f.recommendation else None,
             )
             for f in kept
         ]
         notes = [f"answer read as {how}", *notes, *result.warnings]
-        notes += [f"recommendation: {r}" for r in audit.recommendations]
+        if audit.dropped:
+            notes.append(f"dropped {audit.dropped} findings that did not match the schema")
+        notes += [f"recommendation: {redact_text(r)}" for r in audit.recommendations]
         if audit.score is None:
             scored = self.scored(context, findings, notes=notes)
             scored.tool = result.agent
@@ -186,6 +184,32 @@ def _deductions(
     missing = 100.0 - round(score, 2)
     scaled = [(reason, p * missing / total, count) for reason, p, count in lost]
     return deductions_for(dimension, scaled, round(score, 2))
+
+
+def audit_prompt(
+    name: str, settings: OrchestrationConfig, project: Discovery, budget_left: float | None
+) -> str:
+    """The rendered ``audit_NAME.j2`` prompt.
+
+    :raises TemplateError: the template is missing or broken (one line).
+    """
+    from pytest_orchestrator.agents.parse import audit_schema
+    from pytest_orchestrator.agents.templates import PromptTemplates
+
+    return PromptTemplates(settings.templates_dir).render(
+        f"audit_{name}",
+        {
+            "project": project.model_dump(),
+            "dimension": f"agent:{name}",
+            "findings": [],
+            "exec_prefix": settings.exec_prefix or None,
+            "test_command": _test_command(settings.exec_prefix, settings.exec_command),
+            "budget_left_usd": budget_left,
+            "answer_schema": _schema_text(audit_schema()),
+            "target_score": settings.target_score,
+            "score": None,
+        },
+    )
 
 
 def _schema_text(schema: dict[str, object]) -> str:

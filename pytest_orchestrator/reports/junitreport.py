@@ -48,7 +48,7 @@ def render(report: Report) -> bytes:
         if audit.status == "ok" and audit.score is not None:
             cases = [_case(f"score {fmt(audit.score)}", classname)]
         else:
-            cases = [_case("score", classname, Skipped(_text(f"unavailable: {audit.reason}")))]
+            cases = [_case("score", classname, Skipped(_text(f"{audit.status}: {audit.reason}")))]
         for finding in audit.findings:
             if finding.severity not in JUNIT_SEVERITIES:
                 continue

@@ -100,6 +100,9 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         console.print(escape(line))
     if report.agents:
         console.print(escape(report.agents.describe()))
+        warned = dict.fromkeys(w for call in report.agents.calls for w in call.warnings)
+        for warning in warned:
+            console.print(f"[yellow]! agents:[/] {escape(warning)}")
     console.print(_table(report, markup))
     for audit in report.audits:
         if audit.status != "ok":
@@ -107,6 +110,9 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
                 f"[bold red]! {audit.dimension} is {audit.status}:[/] {escape(audit.reason or '')}"
                 f" -> {_unavailable_effect(report.config.unavailable)}"
             )
+            if audit.status == "error":
+                for note in audit.notes:
+                    console.print(f"    {escape(note)}")
     console.print(f"Points lost ({fmt(100 - report.score.overall)} in all):")
     audits = {a.dimension: a for a in report.audits}
     for lost in report.score.deductions:

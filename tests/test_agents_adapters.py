@@ -500,3 +500,14 @@ def test_command_missing_program(fakes: Fakes) -> None:
     result = fakes.run("command:no-such-program-3b1f --fix")
     assert result.error is not None and result.error.kind == "missing_executable"
     assert "no-such-program-3b1f" in result.error.message
+
+
+def test_aider_edit_request_without_an_applied_edit_is_an_error(fakes: Fakes) -> None:
+    target = fakes.repo / "app.py"
+    target.write_text("x = 1\n")
+    edited = fakes.run("aider", edit=True, edit_file=str(target), files=("app.py",))
+    unchanged = fakes.run("aider", edit=True, files=("app.py",))  # no FAKE_AGENT_EDIT
+
+    assert edited.ok and "edited by fake aider" in target.read_text()
+    assert unchanged.error is not None and unchanged.error.kind == "bad_output"
+    assert "applied no edit" in unchanged.error.message

@@ -626,6 +626,9 @@ class AiderAdapter(_CliAdapter):
             result.warnings.append(f"aider retried after {errors[-1].group(1)}")
         elif not output.strip():
             result.error = self.bad_output("gave no answer", output)
+        if result.error is None and request.edit and "Applied edit to " not in output:
+            # aider exits 0 whatever happened: an edit request without an applied edit failed
+            result.error = self.bad_output("applied no edit", output)
         return result
 
 

@@ -155,6 +155,15 @@ class OrchestrationConfig(BaseModel):
     templates_dir: Path | None = None
     agent_timeout: float = Field(900.0, description="Seconds one agent call may take")
     agent_retries: int = Field(3, description="Retries of a transient agent error")
+    max_iterations: int = Field(10, description="Gap-closure iterations at most")
+    confirm: Literal["ask", "yes", "no"] = "ask"
+    allow_dirty: bool = False
+    commit: bool = False
+    resume: str | None = None
+    loop_batch: int = Field(5, description="Findings per iteration")
+    min_acceptable_score: float = Field(80.0, description="Score from which P2/P3 are closed")
+    guard: dict[str, str] = Field(default_factory=dict)
+    guard_core_files: tuple[str, ...] = ()
     exec_prefix: str = Field("", description="Exec prefix of remote runs; '' runs locally")
     exec_command: str = "python -m pytest"
     exec_timeout: float = Field(3600.0, description="Seconds the remote run may take")
@@ -303,6 +312,51 @@ class OrchestrationConfig(BaseModel):
         if number != int(number):
             raise ValueError(f"{value!r} is not a whole number of retries from 0 to 10")
         return int(number)
+
+    @field_validator("max_iterations", "loop_batch", mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: ValidationInfo) -> int:
+        what = "number of iterations" if info.field_name == "max_iterations" else "batch size"
+        number = _number(str(value), what, low=1, high=1000)
+        if number != int(number):
+            raise ValueError(f"{value!r} is not a whole {what} from 1 to 1000")
+        return int(number)
+
+    @field_validator("min_acceptable_score", mode="before")
+    @classmethod
+    def _acceptable(cls, value: Any) -> float:
+        return _number(str(value), "minimum acceptable score")
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _confirm(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in ("ask", "yes", "no"):
+            raise ValueError(f"{value!r} is not ask, yes or no")
+        return text
+
+    @field_validator("guard", mode="before")
+    @classmethod
+    def _guard(cls, value: Any) -> dict[str, str]:
+        pairs = _pairs(value, "max_lines_removed=50 max_files_modified=5 confirm_at=medium")
+        for key, val in pairs.items():
+            if key in ("max_lines_removed", "max_files_modified"):
+                _number(val, f"{key} threshold", high=None)
+            elif key == "confirm_at":
+                if val not in ("low", "medium", "high", "critical"):
+                    raise ValueError(f"confirm_at={val!r}; use low, medium, high or critical")
+            else:
+                raise ValueError(
+                    f"unknown guard setting {key!r}; use max_lines_removed, "
+                    "max_files_modified or confirm_at"
+                )
+        return pairs
+
+    @field_validator("guard_core_files", mode="before")
+    @classmethod
+    def _globs(cls, value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(str(v).strip() for v in items if str(v).strip())
 
     @field_validator("exec_prefix", mode="before")
     @classmethod

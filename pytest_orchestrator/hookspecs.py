@@ -65,3 +65,19 @@ def pytest_orchestrator_report(config: pytest.Config, report: Report) -> None:
     :param config: the pytest config.
     :param report: the report; changes to it reach every report format.
     """
+
+
+@hookspec(firstresult=True)
+def pytest_orchestrator_confirm(
+    config: pytest.Config, question: str, checks: list[str]
+) -> bool | None:
+    """Answer the guard's question about a risky change an agent made (gap closure).
+
+    Stops at first non-None result: True keeps the change, False rolls it back. Return
+    None to leave the answer to ``--orchestrate-confirm`` (ask on a terminal, else no).
+    Every question and answer is recorded in the session.
+
+    :param config: the pytest config.
+    :param question: one line, e.g. "keep iteration 2? it deletes 20 files (...)".
+    :param checks: the names of the guard checks that asked, e.g. ["files-deleted"].
+    """

@@ -313,6 +313,72 @@ class AgentUsage(_Model):
         return out
 
 
+class GuardFinding(_Model):
+    """One guard check that an agent's change triggered (see ``loop.guard``)."""
+
+    name: str
+    risk: Literal["low", "medium", "high", "critical"]
+    message: str
+    confirmed: bool | None = Field(None, description="The answer when it needed confirmation")
+
+
+class Iteration(_Model):
+    """One iteration of gap closure (units: scores 0-100, USD, seconds, lines)."""
+
+    number: int
+    agent: str | None = None
+    findings: list[str] = Field(
+        default_factory=list, description="Fingerprints it was asked to close"
+    )
+    score_before: float
+    score_after: float | None = None
+    accepted: bool = False
+    reason: str = Field(description="Why it was accepted or rolled back")
+    files: list[str] = Field(default_factory=list, description="Files the agent changed")
+    lines_added: int = 0
+    lines_removed: int = 0
+    guard: list[GuardFinding] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    duration: float = 0.0
+    commit: str | None = Field(None, description="With --orchestrate-commit, the commit made")
+
+
+class LoopSummary(_Model):
+    """The gap-closure loop of the session: iterations, why it stopped, before and after."""
+
+    session_id: str
+    iterations: list[Iteration] = Field(default_factory=list)
+    stop_reason: str | None = None
+    initial_score: float
+    final_score: float
+    severities_before: dict[str, int] = Field(default_factory=dict)
+    severities_after: dict[str, int] = Field(default_factory=dict)
+    files_modified: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+
+    def describe(self) -> list[str]:
+        """Lines for the human reports: the seeds' final summary."""
+        accepted = sum(1 for i in self.iterations if i.accepted)
+        counts = ", ".join(
+            f"{sev} {self.severities_before.get(sev, 0)} -> {self.severities_after.get(sev, 0)}"
+            for sev in ("P0", "P1", "P2")
+        )
+        return [
+            f"gap closure ({self.session_id}): score {self.initial_score:.2f} -> "
+            f"{self.final_score:.2f} in {len(self.iterations)} iterations "
+            f"({accepted} accepted); stopped: {self.stop_reason}",
+            f"  {counts}; {self.files_modified} files modified, "
+            f"+{self.lines_added}/-{self.lines_removed} lines",
+        ] + [
+            f"  #{i.number} {i.agent or '-'}: {i.score_before:.2f} -> "
+            + (f"{i.score_after:.2f}" if i.score_after is not None else "-")
+            + f" {'accepted' if i.accepted else 'rolled back'} ({i.reason}), "
+            f"{len(i.files)} files, ${i.cost_usd:.4f}"
+            for i in self.iterations
+        ]
+
+
 class Report(_Model):
     """The JSON report (schema ``SCHEMA_VERSION``)."""
 
@@ -327,6 +393,7 @@ class Report(_Model):
     verdict: Verdict
     remote: RemoteRun | None = Field(None, description="Set when the tests ran remotely")
     agents: AgentUsage | None = Field(None, description="Set when an AI agent was called")
+    loop: LoopSummary | None = Field(None, description="Set when gap closure ran")
 
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""

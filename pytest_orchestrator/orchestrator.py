@@ -12,8 +12,10 @@ Under pytest-xdist only the controller audits; a worker just measures coverage.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,7 @@ from pytest_orchestrator.models import (
     ToolInfo,
     Verdict,
 )
+from pytest_orchestrator.plugin import CHILD_ENV
 from pytest_orchestrator.scoring import evaluate_gate
 
 #: Exit status when every test passed but the quality gate failed (pytest uses 0-5).
@@ -59,6 +62,7 @@ class Orchestrator:
         self.context: AuditContext | None = None
         self.report: Report | None = None
         self.verdict: Verdict | None = None
+        self.loop: Any = None
         self._started = time.monotonic()
         self._created = datetime.now(timezone.utc)
 
@@ -81,6 +85,24 @@ class Orchestrator:
         for auditor in _flatten(config.hook.pytest_orchestrator_auditors(config=config)):
             offered.setdefault(auditor.dimension, auditor)
         settings = OrchestrationConfig.from_pytest(config, known_dimensions=set(offered))
+        child_report = os.environ.get(CHILD_ENV)
+        if child_report:
+            # the re-audit of a gap-closure iteration: its JSON report only, no LLM audit
+            # (not repeated), no loop
+            from pytest_orchestrator.config import ReportSpec
+
+            settings = settings.model_copy(
+                update={
+                    "reports": (ReportSpec(type="json", path=Path(child_report)),),
+                    "dimensions": tuple(
+                        d for d in settings.dimensions if not d.startswith("agent:")
+                    ),
+                    "agents": (),
+                    "resume": None,
+                }
+            )
+        elif settings.agents:
+            cls._check_loop(config, settings)
         auditors = [offered[d] for d in settings.dimensions]
         orchestrator = cls(config, settings, auditors)
         config.stash[ORCHESTRATOR_KEY] = orchestrator
@@ -101,6 +123,26 @@ class Orchestrator:
             config.pluginmanager.register(remote, "orchestrator-remote")
         for auditor in auditors:
             config.pluginmanager.register(auditor, f"orchestrator-auditor-{auditor.dimension}")
+
+    @staticmethod
+    def _check_loop(config: pytest.Config, settings: OrchestrationConfig) -> None:
+        """Gap closure needs git (snapshots, the guard) and, unless allowed, a clean tree.
+
+        :raises pytest.UsageError: one line saying what to do.
+        """
+        from pytest_orchestrator.loop.snapshot import SnapshotError, git_root, is_dirty
+
+        try:
+            root = git_root(config.rootpath)
+            dirty = is_dirty(root)
+        except SnapshotError as exc:
+            raise pytest.UsageError(f"--orchestrate-agent: {exc}") from None
+        if dirty and not settings.allow_dirty:
+            raise pytest.UsageError(
+                "--orchestrate-agent: the working tree has uncommitted changes; commit or "
+                "stash them first, or give --orchestrate-allow-dirty (each iteration's "
+                "snapshot then keeps them)"
+            )
 
     @pytest.hookimpl
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -157,29 +199,25 @@ class Orchestrator:
             result.duration = round(time.monotonic() - started, 3)
         return result
 
-    def finish(self, session: pytest.Session) -> None:
-        """Join the audits, score, gate, write the reports."""
-        if self.context is None or self.report is not None:
-            return
-        hook = self.config.hook
-        results = [self._audit(a, self.context) for a in self.auditors]
-        for result in results:
-            hook.pytest_orchestrator_audit_result(config=self.config, result=result)
-        score = hook.pytest_orchestrator_score(
+    def _build(self, results: list[AuditResult]) -> Report:
+        """Score ``results``, gate them, and make the report."""
+        assert self.context is not None
+        score = self.config.hook.pytest_orchestrator_score(
             config=self.config, results=results, settings=self.settings
         )
         verdict = evaluate_gate(score, results, self.settings)
         settings = self.settings
-        report = Report(
+        dimensions = [r.dimension for r in results]
+        return Report(
             tool=ToolInfo(version=__version__),
             created=self._created,
             duration=round(time.monotonic() - self._started, 3),
             project=self.context.project,
             config=ConfigSummary(
                 target_score=settings.target_score,
-                dimensions=list(settings.dimensions),
+                dimensions=dimensions,
                 fail_on=list(settings.fail_on),
-                weights={d: settings.weight(d) for d in settings.dimensions},
+                weights={d: settings.weight(d) for d in dimensions},
                 min_scores=settings.min_scores,
                 unavailable=settings.unavailable,
             ),
@@ -189,6 +227,19 @@ class Orchestrator:
             remote=self._remote_summary(),
             agents=self._agent_usage(),
         )
+
+    def finish(self, session: pytest.Session) -> None:
+        """Join the audits, score, gate, close gaps when an agent is given, write reports."""
+        if self.context is None or self.report is not None:
+            return
+        hook = self.config.hook
+        results = [self._audit(a, self.context) for a in self.auditors]
+        for result in results:
+            hook.pytest_orchestrator_audit_result(config=self.config, result=result)
+        report = self._build(results)
+        if self.settings.agents and not os.environ.get(CHILD_ENV):
+            report = self._close_gaps(report)
+        settings = self.settings
         hook.pytest_orchestrator_report(config=self.config, report=report)
         from pytest_orchestrator.reports import write_reports
 
@@ -201,6 +252,40 @@ class Orchestrator:
             report.verdict.passed = False
         self.report = report
         self.verdict = report.verdict
+
+    def _close_gaps(self, first: Report) -> Report:
+        """Run the gap-closure loop from ``first``; the final report.
+
+        The loop works on the re-auditable dimensions (LLM audits are not repeated in the
+        child pytest); their first results are added back to the final report.
+        """
+        from pytest_orchestrator.agents.base import AgentSpec
+        from pytest_orchestrator.agents.pricing import PricingTable
+        from pytest_orchestrator.agents.runner import AgentRunner
+        from pytest_orchestrator.auditors.agent import ledger
+        from pytest_orchestrator.loop.engine import Loop, load, sessions_dir
+
+        settings = self.settings
+        llm = [a for a in first.audits if a.dimension.startswith("agent:")]
+        baseline = self._build([a for a in first.audits if not a.dimension.startswith("agent:")])
+        spending = ledger(self.config, settings.budget_usd)
+        state = None
+        if settings.resume:
+            state = load(sessions_dir(self.config), settings.resume)
+            spending.calls[:0] = state.calls  # what the session spent before counts
+        runner = AgentRunner(
+            [AgentSpec.parse(s) for s in settings.agents],
+            spending,
+            PricingTable.load(list(settings.pricing), settings.pricing_file),
+            retries=settings.agent_retries,
+        )
+        loop = Loop(self.config, settings, spending, runner, baseline, state)
+        self.loop = loop
+        final = loop.run()
+        report = self._build([*final.audits, *llm])
+        report.loop = loop.summary()
+        report.agents = self._agent_usage()
+        return report
 
     def _agent_usage(self) -> AgentUsage | None:
         from pytest_orchestrator.auditors.agent import LEDGER_KEY
@@ -220,6 +305,21 @@ class Orchestrator:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.report is None:
             self.cancel()
+            return
+        if self.loop is not None and any(i.accepted for i in self.loop.state.iterations):
+            # the tree changed since this session's tests ran: the final state decides
+            tests = self.report.audit("tests")
+            failing = (
+                tests is not None
+                and tests.tests is not None
+                and (tests.tests.failed or tests.tests.errors or tests.tests.collection_errors)
+            )
+            if failing:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            else:
+                session.exitstatus = (
+                    pytest.ExitCode.OK if self.report.verdict.passed else EXIT_GATE_FAILED
+                )
             return
         if not self.report.verdict.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = EXIT_GATE_FAILED

@@ -16,6 +16,8 @@ import pytest
 REMOTE_ENV = "PYTEST_ORCHESTRATOR_REMOTE"
 #: Set in the environment of the AI agents we run: a pytest they start does not orchestrate.
 AGENT_ENV = "PYTEST_ORCHESTRATOR_AGENT"
+#: Set (to the JSON report's path) for the child pytest that re-audits during gap closure.
+CHILD_ENV = "PYTEST_ORCHESTRATOR_CHILD"
 
 
 class Option(NamedTuple):
@@ -100,6 +102,47 @@ OPTIONS = (
         "USD",
     ),
     Option(
+        "--orchestrate-max-iterations",
+        "orchestrate_max_iterations",
+        "orchestrate_max_iterations",
+        "max_iterations",
+        "Gap-closure iterations at most, with --orchestrate-agent (default: 10)",
+        "N",
+    ),
+    Option(
+        "--orchestrate-confirm",
+        "orchestrate_confirm",
+        "orchestrate_confirm",
+        "confirm",
+        "Answer to the guard's questions on risky agent changes: ask (on a terminal; no "
+        "without one), yes or no (default: ask)",
+        "ask|yes|no",
+    ),
+    Option(
+        "--orchestrate-allow-dirty",
+        "orchestrate_allow_dirty",
+        "orchestrate_allow_dirty",
+        "allow_dirty",
+        "Let gap closure start on a tree with uncommitted changes (its snapshots keep them)",
+        action="store_true",
+    ),
+    Option(
+        "--orchestrate-commit",
+        "orchestrate_commit",
+        "orchestrate_commit",
+        "commit",
+        "Commit each accepted gap-closure iteration (nothing is pushed)",
+        action="store_true",
+    ),
+    Option(
+        "--orchestrate-resume",
+        "orchestrate_resume",
+        "orchestrate_resume",
+        "resume",
+        "Continue a saved gap-closure session: its ID, or 'last'",
+        "ID|last",
+    ),
+    Option(
         "--orchestrate-exec",
         "orchestrate_exec",
         "orchestrate_exec",
@@ -150,6 +193,10 @@ INI_ONLY = {
     "orchestrate_templates_dir": "templates_dir",
     "orchestrate_agent_timeout": "agent_timeout",
     "orchestrate_agent_retries": "agent_retries",
+    "orchestrate_loop_batch": "loop_batch",
+    "orchestrate_min_acceptable_score": "min_acceptable_score",
+    "orchestrate_guard": "guard",
+    "orchestrate_guard_core_files": "guard_core_files",
 }
 
 _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
@@ -200,7 +247,24 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     ),
     "orchestrate_agent_retries": (
         "string",
-        "Retries of a timed-out or rate-limited agent call (default: 3)",
+        "Retries of a rate-limited agent call (default: 3)",
+    ),
+    "orchestrate_loop_batch": (
+        "string",
+        "Findings an agent is asked to close per iteration (default: 5)",
+    ),
+    "orchestrate_min_acceptable_score": (
+        "string",
+        "Score from which P2/P3 findings are closed too (default: 80)",
+    ),
+    "orchestrate_guard": (
+        "args",
+        "Guard thresholds: max_lines_removed=50 max_files_modified=5 confirm_at=medium",
+    ),
+    "orchestrate_guard_core_files": (
+        "linelist",
+        "File name patterns whose change needs confirmation (default: __init__.py, "
+        "__manifest__.py, pyproject.toml, setup.py, setup.cfg, requirements*.txt)",
     ),
 }
 

@@ -269,7 +269,7 @@ def test_a_pytest_started_by_an_agent_does_not_orchestrate_again(
         [pytest]
         orchestrate = true
         orchestrate_dimensions = tests,agent:tests
-        orchestrate_agent = command:{sys.executable} -m pytest -q -p no:cacheprovider
+        orchestrate_audit_agent = command:{sys.executable} -m pytest -q -p no:cacheprovider
         orchestrate_report = json:report.json
         """
     )

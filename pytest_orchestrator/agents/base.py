@@ -272,6 +272,9 @@ class Adapter:
                     ),
                 )
                 return price_result(timed_out, request, pricing)  # charged an estimate
+            except BaseException:  # Ctrl-C while waiting: the agent stops with us
+                _stop(process)
+                raise
             finally:
                 with _RUNNING_LOCK:
                     _RUNNING.discard(process)

@@ -40,6 +40,16 @@ def render(report: Report) -> str:
         *[f"- {_cell(line)}" for line in (report.remote.describe() if report.remote else [])],
         *([f"- {_cell(report.agents.describe())}"] if report.agents else []),
         *([""] if report.remote or report.agents else []),
+        *(
+            [
+                "## Gap closure",
+                "",
+                *[f"- {_cell(line.strip())}" for line in report.loop.describe()],
+                "",
+            ]
+            if report.loop
+            else []
+        ),
         "## Gate",
         "",
     ]

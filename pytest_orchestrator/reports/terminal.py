@@ -103,6 +103,8 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         warned = dict.fromkeys(w for call in report.agents.calls for w in call.warnings)
         for warning in warned:
             console.print(f"[yellow]! agents:[/] {escape(warning)}")
+    for line in report.loop.describe() if report.loop else []:
+        console.print(escape(line))
     console.print(_table(report, markup))
     for audit in report.audits:
         if audit.status != "ok":

@@ -19,6 +19,9 @@ Controlled by environment variables (all optional):
     A file to append ``edited by fake NAME`` to, on success, when the argv lets the agent
     edit (claude ``acceptEdits``, codex ``workspace-write``, gemini ``auto_edit``/``yolo``,
     copilot without ``--deny-tool=write``, aider without ``--dry-run``/ask mode).
+``FAKE_AGENT_SCRIPT``
+    A Python file run (in the agent's working directory) on success when the argv lets the
+    agent edit: the edits a test wants (fix a test, delete files, make things worse).
 ``FAKE_AGENT_LOG``
     A file the fake appends one JSON line to per call: ``agent``, ``argv``, ``stdin``,
     ``message_file`` (aider: the text of ``--message-file``), ``cwd``, ``env`` (the
@@ -111,10 +114,16 @@ def _log(name: str, args: list[str], stdin: str) -> None:
 
 def _edit(name: str, args: list[str]) -> bool:
     target = os.environ.get("FAKE_AGENT_EDIT")
-    if not target or not _may_edit(name, args):
+    script = os.environ.get("FAKE_AGENT_SCRIPT")
+    if not (target or script) or not _may_edit(name, args):
         return False
-    with open(target, "a", encoding="utf-8") as file:
-        file.write(f"edited by fake {name}\n")
+    if target:
+        with open(target, "a", encoding="utf-8") as file:
+            file.write(f"edited by fake {name}\n")
+    if script:  # a Python file run in the working directory: the agent's edits
+        with open(script, encoding="utf-8") as handle:
+            source = handle.read()
+        exec(compile(source, script, "exec"), {"__name__": "__fake_edit__"})
     return True
 
 

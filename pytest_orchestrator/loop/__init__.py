@@ -1,0 +1,1 @@
+"""Iterative gap closure: snapshots, the guard, the loop and its session."""

@@ -1,0 +1,332 @@
+"""Gap closure end to end: real git, real pytest child re-audits, real ruff, fake agents.
+
+Each test builds a small git repository, runs ``pytest --orchestrate --orchestrate-agent=...``
+in a subprocess and checks the loop's decisions, the working tree afterwards, the saved
+session and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from fakes import install_fakes
+
+from pytest_orchestrator.loop.snapshot import Snapshot
+from pytest_orchestrator.models import Report
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake CLIs are POSIX scripts")
+
+CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+TESTS = (
+    "from pkg.calc import add, sub\n\n\n"
+    "def test_add():\n    assert add(1, 1) == 2\n\n\n"
+    "def test_sub():\n    assert sub(3, 1) == 2\n"
+)
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed project: a package, its tests, a .gitignore; fake CLIs on PATH."""
+    root = pytester.path
+    (root / "pkg").mkdir()
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "calc.py").write_text(CALC)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_calc.py").write_text(TESTS)
+    (root / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npythonpath = ["."]\ntestpaths = ["tests"]\n'
+    )
+    (root / ".gitignore").write_text(".pytest_cache/\n__pycache__/\nout/\n")
+    git(root, "init", "-q")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start")
+    bin_dir = install_fakes(root.parent / f"{root.name}-bin")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    for name in [k for k in os.environ if k.startswith("FAKE_AGENT_")]:
+        monkeypatch.delenv(name)
+    return root
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+
+
+def edit_script(root: Path, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the fake agent does to the tree when it may edit (FAKE_AGENT_SCRIPT)."""
+    script = root.parent / f"{root.name}-edit.py"
+    script.write_text(textwrap.dedent(source))
+    monkeypatch.setenv("FAKE_AGENT_SCRIPT", str(script))
+
+
+def gate(
+    root: Path, *args: str, timeout: float = 300
+) -> tuple[subprocess.CompletedProcess[str], Report]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--orchestrate",
+            "--orchestrate-report=terminal",
+            "--orchestrate-report=json:out/report.json",
+            *args,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    path = root / "out" / "report.json"
+    assert path.is_file(), done.stdout + done.stderr
+    return done, Report.model_validate(json.loads(path.read_text()))
+
+
+def test_ruff_fix_closes_the_lint_gap_in_one_accepted_iteration(repo: Path) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\nimport sys\nimport json\n" + CALC)
+    commit_all(repo, "unused imports")
+    done, report = gate(
+        repo,
+        "--target-score=99",
+        f"--orchestrate-agent=command:{sys.executable} -m ruff check --fix",
+    )
+
+    assert report.loop is not None, done.stdout
+    assert report.loop.stop_reason is not None
+    assert report.loop.stop_reason.startswith("target reached"), report.loop
+    [iteration] = report.loop.iterations
+    assert iteration.accepted and iteration.files == ["pkg/calc.py"]
+    assert iteration.lines_removed == 3 and iteration.score_after == 100.0
+    assert report.loop.initial_score < 99 and report.score.overall == 100.0
+    assert report.loop.severities_before.get("P2") == 3 and report.loop.severities_after == {}
+    assert "import os" not in (repo / "pkg" / "calc.py").read_text()
+    assert report.verdict.passed and done.returncode == 0
+    assert "gap closure (" in done.stdout and "#1 command:" in done.stdout
+    assert report.agents is not None and report.agents.spent_usd == 0.0
+
+
+def test_a_fake_claude_that_fixes_a_failing_test_is_accepted(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pkg" / "calc.py").write_text(CALC.replace("a - b", "a + b"))  # a bug
+    commit_all(repo, "bug")
+    edit_script(
+        repo,
+        """
+        from pathlib import Path
+        calc = Path("pkg/calc.py")
+        calc.write_text(calc.read_text().replace("return a + b\\n", "return a - b\\n", 2)
+                        .replace("return a - b\\n", "return a + b\\n", 1))
+        """,
+        monkeypatch,
+    )
+    done, report = gate(repo, "--orchestrate-agent=claude", "--target-score=95")
+
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert iteration.accepted, iteration
+    assert iteration.cost_usd == 0.0123  # claude's total_cost_usd
+    assert report.loop.severities_before.get("P0") == 1
+    assert report.loop.severities_after.get("P0") is None
+    tests = report.audit("tests")
+    assert tests is not None and tests.score == 100.0
+    assert done.returncode == 0  # the final state decides: every test passes now
+    assert report.agents is not None
+    assert [c.purpose for c in report.agents.calls] == ["iteration 1"]
+
+
+FIX = """
+from pathlib import Path
+calc = Path("pkg/calc.py")
+calc.write_text(calc.read_text().replace("return a + b\\n", "return a - b\\n", 2)
+                .replace("return a - b\\n", "return a + b\\n", 1))
+"""
+
+
+def _data_files(repo: Path) -> None:
+    data = repo / "data"
+    data.mkdir()
+    for i in range(25):
+        (data / f"record_{i:02d}.txt").write_text(f"record {i}\n")
+
+
+DELETE_AND_FIX = """
+from pathlib import Path
+for i in range(20):
+    Path(f"data/record_{i:02d}.txt").unlink()
+calc = Path("pkg/calc.py")
+calc.write_text(calc.read_text().replace("return a + b\\n", "return a - b\\n", 2)
+                .replace("return a - b\\n", "return a + b\\n", 1))
+"""
+
+
+def test_deleting_files_is_refused_and_rolled_back_byte_for_byte(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _data_files(repo)
+    (repo / "pkg" / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    commit_all(repo, "data and a bug")
+    edit_script(repo, DELETE_AND_FIX, monkeypatch)
+    before = Snapshot.current_hash(repo)
+    done, report = gate(
+        repo,
+        "--orchestrate-agent=claude",
+        "--orchestrate-confirm=no",
+        "--orchestrate-max-iterations=1",
+    )
+
+    assert Snapshot.current_hash(repo) == before
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted and iteration.reason == "refused by the guard"
+    deleted = next(g for g in iteration.guard if g.name == "files-deleted")
+    assert deleted.confirmed is False and "20" in deleted.message
+    assert done.returncode == 1  # the failing test is still there
+
+
+def test_a_hook_that_approves_keeps_the_destructive_change(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _data_files(repo)
+    (repo / "pkg" / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    (repo / "conftest.py").write_text(
+        "def pytest_orchestrator_confirm(config, question, checks):\n"
+        "    return 'files-deleted' in checks\n"
+    )
+    commit_all(repo, "data, a bug and an approving hook")
+    edit_script(repo, DELETE_AND_FIX, monkeypatch)
+    _, report = gate(repo, "--orchestrate-agent=claude", "--orchestrate-confirm=no")
+
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert iteration.accepted, iteration
+    assert len(list((repo / "data").iterdir())) == 5
+    session = next((repo / ".pytest_cache").rglob(f"{report.loop.session_id}.json"))
+    saved = json.loads(session.read_text())
+    assert saved["confirmations"][0]["by"] == "hook" and saved["confirmations"][0]["answer"]
+
+
+def test_a_change_for_the_worse_is_rolled_back(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\n" + CALC)
+    commit_all(repo, "an unused import")
+    edit_script(
+        repo,
+        """
+        from pathlib import Path
+        calc = Path("pkg/calc.py")
+        calc.write_text(calc.read_text().replace("return a - b", "return a * b"))
+        """,
+        monkeypatch,
+    )
+    before = Snapshot.current_hash(repo)
+    _, report = gate(
+        repo, "--orchestrate-agent=claude", "--orchestrate-max-iterations=1", "--target-score=100"
+    )
+
+    assert Snapshot.current_hash(repo) == before
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted
+    assert iteration.reason == "1 new P0 finding(s)"  # the broken test
+    assert report.loop.stop_reason == "max iterations (1)"
+
+
+def test_the_budget_stops_the_loop_and_is_never_passed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\n" + CALC)
+    commit_all(repo, "an unused import")
+    edit_script(repo, "open('notes.txt', 'a').write('thinking\\n')\n", monkeypatch)
+    monkeypatch.setenv("FAKE_AGENT_COST", "0.5")
+    _, report = gate(
+        repo, "--orchestrate-agent=claude", "--orchestrate-budget=1", "--target-score=100"
+    )
+
+    assert report.loop is not None and report.agents is not None
+    assert report.loop.stop_reason is not None
+    assert report.loop.stop_reason.startswith("budget exhausted")
+    assert report.agents.spent_usd <= 1.0
+    assert len(report.loop.iterations) == 2
+    assert not (repo / "notes.txt").exists()  # no iteration improved anything
+
+
+def test_an_agent_that_never_improves_stops_as_stuck(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\n" + CALC)
+    commit_all(repo, "an unused import")
+    edit_script(repo, "open('notes.txt', 'a').write('thinking\\n')\n", monkeypatch)
+    _, report = gate(repo, "--orchestrate-agent=claude", "--target-score=100", timeout=600)
+
+    assert report.loop is not None
+    assert report.loop.stop_reason is not None and report.loop.stop_reason.startswith("stuck")
+    assert len(report.loop.iterations) == 6  # 3, a change of strategy, 3 more
+    assert not any(i.accepted for i in report.loop.iterations)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+def test_interrupt_rolls_back_saves_and_resume_continues(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pkg" / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    commit_all(repo, "a bug")
+    edit_script(
+        repo,
+        """
+        import time
+        from pathlib import Path
+        Path("pkg/calc.py").write_text("half-written\\n")
+        Path("started").write_text("yes")
+        time.sleep(60)
+        """,
+        monkeypatch,
+    )
+    before = Snapshot.current_hash(repo)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--orchestrate", "--orchestrate-agent=claude"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (repo / "started").exists():
+        assert time.monotonic() < deadline, "the agent never started"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert Snapshot.current_hash(repo) == before  # the half-written file is gone
+    [saved] = list((repo / ".pytest_cache").rglob("orchestrator-sessions/*.json"))
+    state = json.loads(saved.read_text())
+    assert state["stop_reason"] == "interrupted"
+    assert len(state["iterations"]) == 1
+
+    edit_script(repo, FIX, monkeypatch)
+    done, report = gate(repo, "--orchestrate-agent=claude", "--orchestrate-resume=last")
+
+    assert report.loop is not None and report.loop.session_id == state["session_id"]
+    assert [i.number for i in report.loop.iterations] == [1, 2]
+    assert report.loop.iterations[-1].accepted
+    assert done.returncode == 0

@@ -330,3 +330,114 @@ def test_interrupt_rolls_back_saves_and_resume_continues(
     assert [i.number for i in report.loop.iterations] == [1, 2]
     assert report.loop.iterations[-1].accepted
     assert done.returncode == 0
+
+
+def test_commit_option_commits_each_accepted_iteration_and_junit_lists_them(
+    repo: Path,
+) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\nimport sys\n" + CALC)
+    commit_all(repo, "unused imports")
+    done, report = gate(
+        repo,
+        "--target-score=100",
+        "--orchestrate-commit",
+        "--orchestrate-report=junit:out/gate.xml",
+        f"--orchestrate-agent=command:{sys.executable} -m ruff check --fix",
+    )
+
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert iteration.accepted and iteration.commit is not None
+    assert git(repo, "log", "-1", "--format=%H %s").startswith(iteration.commit)
+    assert "pytest-orchestrator: iteration 1" in git(repo, "log", "-1", "--format=%s")
+    assert git(repo, "status", "--porcelain") == ""
+    junit = (repo / "out" / "gate.xml").read_text()
+    assert 'testsuite name="orchestrator.gap-closure"' in junit
+    assert "iteration 1: " in junit and "stopped: target reached" in junit
+    assert "gap closure: iteration 1/10, agent command:" in done.stdout  # the live line
+
+
+def test_an_agent_that_edits_then_times_out_is_rolled_back(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\n" + CALC)
+    commit_all(repo, "an unused import")
+    edit_script(
+        repo,
+        """
+        import time
+        from pathlib import Path
+        Path("pkg/calc.py").write_text("half-written\\n")
+        time.sleep(60)
+        """,
+        monkeypatch,
+    )
+    before = Snapshot.current_hash(repo)
+    _, report = gate(
+        repo,
+        "--orchestrate-agent=claude",
+        "--target-score=100",
+        "--orchestrate-max-iterations=1",
+        "-o",
+        "orchestrate_agent_timeout=2",
+    )
+
+    assert Snapshot.current_hash(repo) == before
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted
+    assert iteration.reason.startswith("agent failed: claude gave no answer within 2 s")
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (
+            "dirty",
+            ["--orchestrate-agent=claude"],
+            "ERROR: --orchestrate-agent: the working tree has uncommitted changes; commit or "
+            "stash them first, or give --orchestrate-allow-dirty*",
+        ),
+        (
+            "no-git",
+            ["--orchestrate-agent=claude"],
+            "ERROR: --orchestrate-agent: not a git repository*",
+        ),
+        (
+            "",
+            ["--orchestrate-agent=claude", "--orchestrate-resume=nope"],
+            "ERROR: --orchestrate-resume: no session 'nope'; the last ones: none",
+        ),
+        (
+            "",
+            ["--orchestrate-agent=claude", "--orchestrate-confirm=maybe"],
+            "ERROR: --orchestrate-confirm: 'maybe' is not ask, yes or no",
+        ),
+        (
+            "",
+            ["--orchestrate-agent=claude", "-o", "orchestrate_guard=max_lines=3"],
+            "ERROR: orchestrate_guard (ini): unknown guard setting 'max_lines'*",
+        ),
+    ],
+    ids=["dirty", "no-git", "no-session", "bad-confirm", "bad-guard"],
+)
+def test_loop_setup_mistakes_are_one_line_errors(
+    repo: Path, setup: str, args: list[str], message: str
+) -> None:
+    if setup == "dirty":
+        (repo / "pkg" / "new.py").write_text("x = 1\n")
+    if setup == "no-git":
+        subprocess.run(["rm", "-rf", str(repo / ".git")], check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--orchestrate", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    pytest.LineMatcher(done.stderr.splitlines()).fnmatch_lines([message])
+    assert "Traceback" not in done.stderr
+    assert (repo / "pkg" / "calc.py").read_text() == CALC

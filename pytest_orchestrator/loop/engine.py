@@ -245,6 +245,18 @@ class Loop:
         if len(self.runner.specs) > 1:
             self.runner.specs = [*self.runner.specs[1:], self.runner.specs[0]]
 
+    def _progress(self, number: int, phase: str) -> None:
+        """The live line: iteration i/N, phase, score, cost (on pytest's terminal)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.config.get_verbosity() < 0:
+            return
+        budget = self.ledger.budget_usd
+        cost = f"${self.ledger.spent_usd:.4f}" + (f"/${budget:.2f}" if budget is not None else "")
+        reporter.write_line(
+            f"gap closure: iteration {number}/{self.settings.max_iterations}, {phase}, "
+            f"score {self.report.score.overall:.2f}/{self.settings.target_score:.2f}, {cost}"
+        )
+
     def _iterate(self, number: int) -> None:
         from pytest_orchestrator.agents.base import AgentRequest
         from pytest_orchestrator.loop.guard import inspect
@@ -263,6 +275,7 @@ class Loop:
         spent_before = self.ledger.spent_usd
         snapshot = Snapshot.take(self.rootdir)
         try:
+            self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
             prompt = self._prompt(findings)
             result = self.runner.call(
                 AgentRequest(
@@ -290,6 +303,7 @@ class Loop:
             if not self._approved(number, checks, iteration):
                 self._roll_back(snapshot, iteration, "refused by the guard")
                 return
+            self._progress(number, f"re-testing {len(changes.changes)} changed files")
             child = self._reaudit()
             if child is None:
                 self._roll_back(snapshot, iteration, "the re-audit did not produce a report")

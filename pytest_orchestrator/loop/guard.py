@@ -48,7 +48,7 @@ SHOWN = 5
 MANIFESTS = ("__manifest__.py", "__openerp__.py")
 #: Data-definition statements in added lines.
 SCHEMA_SQL = re.compile(
-    r"(?<![A-Za-z0-9])(?:(?:alter|create|drop)\s+table|drop[\s_]+column)(?![A-Za-z0-9])",
+    r"(?<![A-Za-z0-9])(?:(?:alter|create|drop)[\s_]+table|drop[\s_]+column)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
 

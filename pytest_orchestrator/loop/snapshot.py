@@ -3,24 +3,31 @@
 What a snapshot holds ("our files"): every file git lists as tracked or as untracked and not
 ignored (``git ls-files --cached --others --exclude-standard``), regular files and symbolic
 links, with their content, their mode and whether they are links; the non-ignored directories
-(so that empty ones survive and new ones can be removed); the commit and branch of ``HEAD``;
-and the index. The content is copied into a private temporary directory (mode 0700), so a
-restore depends neither on git objects nor on memory: files of any size are streamed.
+and their modes (so that empty ones survive and new ones can be removed); the commit and
+branch of ``HEAD``; the index file; ``.git/info/exclude``. The content is copied into a
+private temporary directory (mode 0700), so a restore depends neither on git objects nor on
+memory: files of any size are streamed.
 
 What it does not hold, on purpose:
 
 - ignored files (``.venv``, build outputs, caches): they are never read, never written and
-  never deleted, even when the agent changed them; they are not ours to restore;
+  never deleted, even when the agent changed or deleted them: they are not ours to restore.
+  A file ignored at the snapshot stays untouched even if the agent un-ignored it (say, by
+  emptying ``.venv/.gitignore``, itself ignored): the restore then fails naming the paths
+  that still differ, and the user decides;
 - the contents of submodules and nested repositories (another repository's files);
 - files other than regular files and symbolic links (sockets, FIFOs): skipped;
-- branches other than the one ``HEAD`` named, tags, stashes and a merge or rebase the agent
-  left in progress; the agent's commits stay reachable through the reflog;
+- branches other than the one ``HEAD`` named, tags, stashes, git configuration (such as
+  ``core.excludesFile``) and a merge or rebase the agent left in progress; the agent's
+  commits stay reachable through the reflog;
 - modification times: a restored file gets the current time, so build tools rebuild it.
 
 Restoring replaces a changed file atomically (a temporary file in the same directory, then
 ``os.replace``), which gives it a new inode: a hard link to it elsewhere keeps the agent's
-version. Paths are POSIX strings relative to the root of the working tree, exactly as git
-spells them (``core.quotepath=false``, ``-z``; undecodable bytes are surrogate-escaped).
+version. A link is never followed when writing: a directory the agent replaced by a link to
+elsewhere is removed as a link and rebuilt. Paths are POSIX strings relative to the root of
+the working tree, exactly as git spells them (``core.quotepath=false``, ``-z``; undecodable
+bytes are surrogate-escaped).
 """
 
 from __future__ import annotations
@@ -94,7 +101,7 @@ def _one_line(text: bytes) -> str:
         for prefix in ("fatal: ", "error: "):
             line = line.removeprefix(prefix)
         if line:
-            return line
+            return _printable(line)
     return "no message"
 
 

@@ -3,7 +3,9 @@
 - testsuite ``quality-gate``: one testcase per gate condition, failed ones as failures;
 - one testsuite per dimension: a ``score`` testcase (skipped when the dimension is
   unavailable), and one testcase per finding at P0-P2: a failure when its severity is in
-  ``--orchestrate-fail-on``, otherwise skipped with the reason.
+  ``--orchestrate-fail-on``, otherwise skipped with the reason;
+- with gap closure, testsuite ``orchestrator.gap-closure``: one testcase per iteration
+  (skipped with the reason when rolled back) and one naming the stop reason.
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def render(report: Report) -> bytes:
             cases.append(_case(name, classname, result))
         suite.add_testcases(cases)
         suites.append(suite)
+    if report.loop is not None:
+        loop = TestSuite("orchestrator.gap-closure")
+        loop_cases = []
+        for it in report.loop.iterations:
+            after = fmt(it.score_after) if it.score_after is not None else "-"
+            name = f"iteration {it.number}: {fmt(it.score_before)} -> {after}"
+            kept = None if it.accepted else Skipped(_text(f"rolled back: {it.reason}"))
+            loop_cases.append(_case(name, "orchestrator.gap-closure", kept))
+        loop_cases.append(_case(f"stopped: {report.loop.stop_reason}", "orchestrator.gap-closure"))
+        loop.add_testcases(loop_cases)
+        suites.append(loop)
     xml = JUnitXml("pytest-orchestrator")
     for suite in suites:
         suite.update_statistics()  # type: ignore[no-untyped-call]

@@ -158,6 +158,7 @@ class OrchestrationConfig(BaseModel):
     max_iterations: int = Field(10, description="Gap-closure iterations at most")
     confirm: Literal["ask", "yes", "no"] = "ask"
     allow_dirty: bool = False
+    develop: bool = False
     commit: bool = False
     resume: str | None = None
     loop_batch: int = Field(5, description="Findings per iteration")

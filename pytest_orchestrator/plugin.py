@@ -127,6 +127,14 @@ OPTIONS = (
         action="store_true",
     ),
     Option(
+        "--orchestrate-develop",
+        "orchestrate_develop",
+        "orchestrate_develop",
+        "develop",
+        "Let gap closure write missing tests for uncovered code, once confirmed",
+        action="store_true",
+    ),
+    Option(
         "--orchestrate-commit",
         "orchestrate_commit",
         "orchestrate_commit",

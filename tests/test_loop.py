@@ -441,3 +441,45 @@ def test_loop_setup_mistakes_are_one_line_errors(
     pytest.LineMatcher(done.stderr.splitlines()).fnmatch_lines([message])
     assert "Traceback" not in done.stderr
     assert (repo / "pkg" / "calc.py").read_text() == CALC
+
+
+@pytest.mark.parametrize(
+    ("args", "accepted", "stop"),
+    [
+        ([], None, "nothing left to close"),
+        (["--orchestrate-develop", "--orchestrate-confirm=no"], None, "nothing left to close"),
+        (["--orchestrate-develop", "--orchestrate-confirm=yes"], True, "target reached"),
+    ],
+    ids=["not-asked", "declined", "confirmed"],
+)
+def test_writing_missing_tests_only_when_asked_and_confirmed(
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    accepted: bool | None,
+    stop: str,
+) -> None:
+    (repo / "pkg" / "extra.py").write_text("def double(x):\n    return 2 * x\n")
+    commit_all(repo, "untested code")
+    edit_script(
+        repo,
+        """
+        from pathlib import Path
+        Path("tests/test_extra.py").write_text(
+            "from pkg.extra import double\\n\\n\\ndef test_double():\\n    assert double(2) == 4\\n"
+        )
+        """,
+        monkeypatch,
+    )
+    _, report = gate(repo, "--orchestrate-agent=claude", "--target-score=100", *args)
+
+    assert report.loop is not None
+    assert report.loop.stop_reason is not None and report.loop.stop_reason.startswith(stop)
+    if accepted is None:
+        assert report.loop.iterations == []
+        assert not (repo / "tests" / "test_extra.py").exists()
+    else:
+        [iteration] = report.loop.iterations
+        assert iteration.accepted and iteration.files == ["tests/test_extra.py"]
+        coverage = report.audit("coverage")
+        assert coverage is not None and coverage.score == 100.0

@@ -80,6 +80,7 @@ class LoopState(BaseModel):
     strategy_changed: bool = False
     strategy_changed_at: int = Field(0, description="Iterations before the change of strategy")
     budget_asked: bool = False
+    develop_confirmed: bool | None = Field(None, description="The answer to --orchestrate-develop")
 
 
 def sessions_dir(config: pytest.Config) -> Path:
@@ -124,14 +125,23 @@ def load(directory: Path, which: str) -> LoopState:
         raise pytest.UsageError(f"--orchestrate-resume: {path} is unreadable: {exc}") from None
 
 
-def pick_findings(report: Report, batch: int, min_acceptable: float) -> list[Finding]:
-    """The findings to close next: P0 then P1; P2 and P3 too once the score is at least
-    ``min_acceptable``; findings with a file only; at most ``batch``."""
+def pick_findings(
+    report: Report, batch: int, min_acceptable: float, develop: bool = False
+) -> list[Finding]:
+    """The findings to close next, at most ``batch``, with a file only.
+
+    P0 then P1; P2 and P3 too once the score is at least ``min_acceptable``. Coverage
+    findings (code without tests) are feature development: left out unless ``develop``,
+    and then taken only when nothing else is left, in a batch of their own.
+    """
     allowed = {Severity.P0, Severity.P1}
     if report.score.overall >= min_acceptable:
         allowed |= {Severity.P2, Severity.P3}
-    chosen = [f for f in report.findings() if f.severity in allowed and f.path]
-    return chosen[:batch]
+    candidates = [f for f in report.findings() if f.path]
+    fixes = [f for f in candidates if f.severity in allowed and f.dimension != "coverage"]
+    if fixes or not develop:
+        return fixes[:batch]
+    return [f for f in candidates if f.dimension == "coverage"][:batch]
 
 
 def severity_counts(report: Report) -> dict[str, int]:
@@ -233,7 +243,7 @@ class Loop:
             )
             if not self._confirm(len(state.iterations), question, ["budget-80"]):
                 return "declined to continue at 80 % of the budget"
-        if not pick_findings(self.report, self.batch, self.settings.min_acceptable_score):
+        if not self._pick():
             return "nothing left to close (no finding with a file at a closable severity)"
         return None
 
@@ -263,7 +273,8 @@ class Loop:
         from pytest_orchestrator.loop.snapshot import Snapshot
 
         started = time.monotonic()
-        findings = pick_findings(self.report, self.batch, self.settings.min_acceptable_score)
+        findings = self._pick()
+        develop = bool(findings) and all(f.dimension == "coverage" for f in findings)
         iteration = Iteration(
             number=number,
             agent=self.runner.specs[0].label,
@@ -276,7 +287,7 @@ class Loop:
         snapshot = Snapshot.take(self.rootdir)
         try:
             self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
-            prompt = self._prompt(findings)
+            prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
             result = self.runner.call(
                 AgentRequest(
                     prompt=prompt,
@@ -341,7 +352,26 @@ class Loop:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _prompt(self, findings: list[Finding]) -> str:
+    def _pick(self) -> list[Finding]:
+        """:func:`pick_findings` with feature development when asked and confirmed once."""
+        develop = self.settings.develop and self.state.develop_confirmed is not False
+        findings = pick_findings(
+            self.report, self.batch, self.settings.min_acceptable_score, develop
+        )
+        wants = bool(findings) and all(f.dimension == "coverage" for f in findings)
+        if wants and self.state.develop_confirmed is None:
+            question = (
+                f"develop? write missing tests for {len(findings)} uncovered files or line "
+                "ranges (the agent adds test files)"
+            )
+            self.state.develop_confirmed = self._confirm(
+                len(self.state.iterations), question, ["develop"]
+            )
+            if not self.state.develop_confirmed:
+                return pick_findings(self.report, self.batch, self.settings.min_acceptable_score)
+        return findings
+
+    def _prompt(self, findings: list[Finding], template: str = "close_gap") -> str:
         from pytest_orchestrator.agents.templates import FindingVars, PromptTemplates
 
         settings = self.settings
@@ -351,7 +381,7 @@ class Loop:
             else "python -m pytest"
         )
         return PromptTemplates(settings.templates_dir).render(
-            "close_gap",
+            template,
             {
                 "project": self.report.project.model_dump(),
                 "findings": [FindingVars.from_finding(f, self.rootdir) for f in findings],

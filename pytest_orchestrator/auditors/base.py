@@ -47,6 +47,8 @@ class AuditContext:
     def relpath(self, path: str | Path) -> str:
         """``path`` as a POSIX path relative to the rootdir (unchanged if outside it)."""
         target = Path(path)
+        if not target.is_absolute() and ".." not in target.parts:
+            return target.as_posix()  # already relative and inside: no file system call
         if not target.is_absolute():
             target = self.rootdir / target
         try:

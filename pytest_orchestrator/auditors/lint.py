@@ -1,5 +1,8 @@
 """The ``lint`` dimension: ruff, run once over the rootdir with the project's own config.
 
+Results are cached per file content (see :mod:`pytest_orchestrator.auditors.cache`): a
+session runs ruff only on the files changed since a cached run.
+
 When the project has no ruff configuration (``ruff.toml``, ``.ruff.toml`` or
 ``[tool.ruff]`` in ``pyproject.toml``), rules are pinned to ``orchestrate_ruff_select``
 (default ``E4,E7,E9,F``) so scores do not jump when ruff widens its defaults.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pytest_orchestrator.auditors import cache
 from pytest_orchestrator.auditors.base import AuditContext, make_finding
 from pytest_orchestrator.auditors.tools import (
     CommandAuditor,
@@ -43,6 +47,23 @@ class RuffAuditor(CommandAuditor):
 
     install_hint = INSTALL_HINT
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._plan: cache.CachePlan | None = None
+
+    def start(self, context: AuditContext) -> None:
+        """Run ruff on the files changed since the cached run (none: do not run it)."""
+        try:
+            argv = self.command(context)
+        except ToolUnavailable as exc:
+            self._not_started = str(exc)
+            return
+        self._plan = cache.ruff_plan(context, argv[0], argv[2:-1])
+        if self._plan is None or self._plan.run is None:
+            self.launch(argv, context)
+        elif self._plan.run:
+            self.launch([*argv[:-1], "--force-exclude", *self._plan.run], context)
+
     def command(self, context: AuditContext) -> list[str]:
         ruff = find_executable("ruff") or "ruff"
         argv = [ruff, "check", "--output-format=json", "--exit-zero", "--no-fix"]
@@ -51,6 +72,10 @@ class RuffAuditor(CommandAuditor):
         return [*argv, "."]
 
     def finish(self, context: AuditContext) -> AuditResult:
+        plan = self._plan
+        if plan is not None and plan.complete:
+            items = [item for _, payload in plan.merge({}) for item in payload["items"]]
+            return self._result(context, items, 0.0)
         code, out, err, seconds = self.wait()
         if code != 0:
             raise ToolUnavailable(f"ruff failed (exit {code}): {last_line(err or out)}")
@@ -62,7 +87,22 @@ class RuffAuditor(CommandAuditor):
             raise ToolUnavailable(
                 f"ruff printed output that is not its JSON format ({exc})"
             ) from None
-        findings = [self._finding(context, item) for item in items if isinstance(item, dict)]
+        rootdir = cache.real_rootdir(context)
+        items = cache.ordered(rootdir, [i for i in items if isinstance(i, dict)], "filename")
+        if plan is not None:
+            checked = list(plan.files) if plan.run is None else plan.run
+            fresh = cache.split(rootdir, checked, items, "filename", "items")
+            if fresh is not None:
+                items = [item for _, payload in plan.merge(fresh) for item in payload["items"]]
+            elif plan.run is not None:
+                cached = [item for payload in plan.hits.values() for item in payload["items"]]
+                items = cache.ordered(rootdir, cached + items, "filename")
+        return self._result(context, items, seconds)
+
+    def _result(
+        self, context: AuditContext, items: list[dict[str, object]], seconds: float
+    ) -> AuditResult:
+        findings = [self._finding(context, item) for item in items]
         result = self.scored(context, findings, duration=seconds)
         result.tool_version = distribution_version("ruff")
         return result

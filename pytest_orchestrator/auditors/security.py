@@ -2,7 +2,9 @@
 
 Targets are the discovered sources (packages and top-level modules, not tests). A
 ``[tool.bandit]`` table in ``pyproject.toml`` is passed with ``-c`` so its ``skips``,
-``tests`` and ``exclude_dirs`` apply; ``# nosec`` comments work as in bandit.
+``tests`` and ``exclude_dirs`` apply; ``# nosec`` comments work as in bandit. Results are
+cached per file content (see :mod:`pytest_orchestrator.auditors.cache`): a session runs
+bandit only on the files changed since a cached run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from pytest_orchestrator.auditors import cache
 from pytest_orchestrator.auditors.base import AuditContext, make_finding
 from pytest_orchestrator.auditors.tools import CommandAuditor, distribution_version, last_line
 from pytest_orchestrator.errors import ToolUnavailable
@@ -29,6 +32,27 @@ class BanditAuditor(CommandAuditor):
 
     install_hint = INSTALL_HINT
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._plan: cache.CachePlan | None = None
+
+    def start(self, context: AuditContext) -> None:
+        """Run bandit on the files changed since the cached run (none: do not run it)."""
+        try:
+            argv = self.command(context)
+        except ToolUnavailable as exc:
+            self._not_started = str(exc)
+            return
+        targets = list(context.project.sources)
+        options = argv[4 + len(targets) :]
+        found = cache.bandit_plan(context, argv[0], targets, options)
+        self._plan = found[0] if found else None
+        if found is None or found[0].run is None:
+            self.launch(argv, context)
+        elif found[0].run:
+            names = [found[1][rel] for rel in found[0].run]
+            self.launch([*argv[:4], *names, *options], context)
+
     def command(self, context: AuditContext) -> list[str]:
         if importlib.util.find_spec("bandit") is None:
             raise ToolUnavailable(f"bandit is not installed in {sys.executable}; {INSTALL_HINT}")
@@ -42,17 +66,47 @@ class BanditAuditor(CommandAuditor):
         return argv
 
     def finish(self, context: AuditContext) -> AuditResult:
+        plan = self._plan
+        if plan is not None and plan.complete:
+            return self._result(context, *_joined(plan.merge({})), 0.0)
         code, out, err, seconds = self.wait()
         try:
             data = json.loads(out)
             results = data["results"]
-        except (ValueError, KeyError, TypeError):
+            errors = data.get("errors", [])
+            if not isinstance(results, list) or not isinstance(errors, list):
+                raise TypeError("not a list")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ToolUnavailable(f"bandit failed (exit {code}): {last_line(err or out)}") from None
-        findings = [self._finding(context, item) for item in results if isinstance(item, dict)]
+        rootdir = cache.real_rootdir(context)
+        results = cache.ordered(rootdir, [r for r in results if isinstance(r, dict)], "filename")
+        errors = cache.ordered(rootdir, [e for e in errors if isinstance(e, dict)], "filename")
+        if plan is not None:
+            checked = list(plan.files) if plan.run is None else plan.run
+            fresh = cache.split(rootdir, checked, results, "filename", "results")
+            fresh_errors = cache.split(rootdir, checked, errors, "filename", "errors")
+            if fresh is not None and fresh_errors is not None:
+                for rel, payload in fresh.items():
+                    payload.update(fresh_errors[rel])
+                results, errors = _joined(plan.merge(fresh))
+            elif plan.run is not None:
+                cached_results, cached_errors = _joined(sorted(plan.hits.items()))
+                results = cache.ordered(rootdir, cached_results + results, "filename")
+                errors = cache.ordered(rootdir, cached_errors + errors, "filename")
+        return self._result(context, results, errors, seconds)
+
+    def _result(
+        self,
+        context: AuditContext,
+        results: list[dict[str, object]],
+        errors: list[dict[str, object]],
+        seconds: float,
+    ) -> AuditResult:
+        findings = [self._finding(context, item) for item in results]
         notes = [
-            f"bandit could not scan {context.relpath(e.get('filename', '?'))}: {e.get('reason')}"
-            for e in data.get("errors", [])
-            if isinstance(e, dict)
+            f"bandit could not scan {context.relpath(str(e.get('filename', '?')))}: "
+            f"{e.get('reason')}"
+            for e in errors
         ]
         result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool_version = distribution_version("bandit")
@@ -77,6 +131,15 @@ class BanditAuditor(CommandAuditor):
             tool=self.tool,
             url=str(item["more_info"]) if item.get("more_info") else None,
         )
+
+
+def _joined(
+    payloads: list[tuple[str, cache.Payload]],
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """(results, errors) of ``payloads``, in their order."""
+    results = [item for _, payload in payloads for item in payload.get("results", [])]
+    errors = [item for _, payload in payloads for item in payload.get("errors", [])]
+    return results, errors
 
 
 def _has_table(path: Path, header: str) -> bool:

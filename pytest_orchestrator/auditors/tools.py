@@ -147,6 +147,10 @@ class CommandAuditor(Auditor):
         except ToolUnavailable as exc:
             self._not_started = str(exc)
             return
+        self.launch(argv, context)
+
+    def launch(self, argv: list[str], context: AuditContext) -> None:
+        """Start ``argv`` in the background in the rootdir."""
         self._command = BackgroundCommand(
             argv, context.rootdir, context.settings.tool_timeout, self.install_hint
         )

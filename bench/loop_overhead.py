@@ -1,0 +1,274 @@
+"""Gap-closure overhead: re-audit time after a one-file change, and loop cost per iteration.
+
+Two measurements (issue 5, "Benchmark"), standard library only, with python, pytest and git
+as subprocesses; every timing is the wall clock of a whole command, medians over rounds.
+
+**(a) Re-audit after a one-file change vs a full audit** (goal <= 0.2x). A generated project
+under ``bench/.work/reaudit/`` (git-ignored): ``--modules`` modules (default 200) of about
+100 lines each (~20k lines) with seeded ruff and bandit findings, plus one trivial test. The
+command runs only the static audits: ``python -m pytest --orchestrate
+--orchestrate-dimensions=lint,security -q test_trivial.py``. Interleaved per round:
+
+* full: audit cache and ruff's own cache (``.ruff_cache``) deleted first (a cold audit);
+* nocache: ``PYTEST_ORCHESTRATOR_AUDIT_CACHE=0`` after a one-file change (what a re-audit
+  cost before the cache: ruff's own cache warm, bandit over everything);
+* reaudit: after a one-file change (a line appended to one module), cache warm;
+* noaudit: ``python -m pytest --orchestrate --orchestrate-dimensions=tests -q
+  test_trivial.py`` (the same session without the static audits: pytest's and the plugin's
+  start-up, the trivial test, the report);
+* plain: ``python -m pytest -p no:orchestrator -q test_trivial.py`` (pytest alone).
+
+The goal's ratio is the audit time, what the static audits add to a session:
+(reaudit - noaudit) / (full - noaudit). The ratios with plain pytest subtracted instead, and
+of the whole commands, are printed too.
+
+**(b) Loop overhead per iteration, excluding agent and test time** (goal < 1 s). The
+example project (``examples/demo``) is copied into a fresh git repository under
+``bench/.work/loop-demo/``, then per round:
+
+* base: ``pytest --orchestrate --target-score=100`` (no agent: tests and audits once);
+* noop: the same with ``--orchestrate-agent=command:true --orchestrate-max-iterations=N``:
+  each iteration snapshots the tree, runs an agent that changes nothing, diffs and rolls
+  back ("the agent changed nothing"); no child re-audit runs;
+* touch: ``--orchestrate-agent="command:touch notes.txt"``: the agent adds a harmless file,
+  so the guard passes and a child pytest re-tests and re-audits; the score does not rise,
+  so the iteration is rolled back. Also run with the audit cache off (touch-nocache).
+
+Per-iteration overhead = (noop - base) / iterations, from the wall clock; the per-iteration
+``duration`` of the JSON report is printed as a cross-check. The touch figures are the same
+per-iteration cost including the child's re-test + re-audit.
+
+Usage: ``python bench/loop_overhead.py [--rounds N] [--iterations N] [--modules N]``. The
+exit status is always 0: this is a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / ".work"
+DEMO = ROOT / "examples" / "demo"
+CACHE_SWITCH = "PYTEST_ORCHESTRATOR_AUDIT_CACHE"
+
+MODULE = '''"""Generated module {n}."""
+
+import os
+import subprocess
+import sys
+
+
+def run_{n}(command):
+    """Seeded bandit finding: a shell command."""
+    return subprocess.call(command, shell=True)
+
+
+def evaluate_{n}(text):
+    """Seeded bandit finding: eval."""
+    return eval(text)
+
+
+class Thing{n}:
+    """A class with some methods."""
+
+    def __init__(self, value):
+        self.value = value
+
+'''
+
+METHOD = '''    def method_{m}(self, other):
+        """Add {m}."""
+        total = self.value + other + {m}
+        if total > {m}:
+            return total - {m}
+        return total
+
+'''
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall-clock seconds and exit status of ``argv`` (output discarded)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    return time.perf_counter() - started, done.returncode
+
+
+def generate(project: Path, modules: int) -> int:
+    """Write the generated project; returns its number of lines."""
+    shutil.rmtree(project, ignore_errors=True)
+    package = project / "genpkg"
+    package.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "genpkg"\nversion = "0"\n\n'
+        '[tool.pytest.ini_options]\npythonpath = ["."]\n'
+    )
+    (project / "test_trivial.py").write_text("def test_trivial():\n    assert True\n")
+    (package / "__init__.py").write_text("")
+    lines = 0
+    for n in range(modules):
+        text = MODULE.format(n=n) + "".join(METHOD.format(m=m) for m in range(11))
+        (package / f"mod{n:03d}.py").write_text(text)
+        lines += text.count("\n")
+    return lines
+
+
+def measure_reaudit(rounds: int, modules: int) -> dict[str, list[float]]:
+    project = WORK / "reaudit"
+    lines = generate(project, modules)
+    print(f"(a) generated {modules} modules, {lines} lines in {project}")
+    py = sys.executable
+    audit = [py, "-m", "pytest", "--orchestrate", "--orchestrate-dimensions=lint,security"]
+    audit += ["-q", "test_trivial.py"]
+    plain = [py, "-m", "pytest", "-p", "no:orchestrator", "-q", "test_trivial.py"]
+    noaudit = [py, "-m", "pytest", "--orchestrate", "--orchestrate-dimensions=tests", "-q"]
+    noaudit.append("test_trivial.py")
+    target = project / "genpkg" / "mod100.py" if modules > 100 else project / "genpkg/mod000.py"
+
+    def clear() -> None:
+        shutil.rmtree(project / ".pytest_cache", ignore_errors=True)
+        shutil.rmtree(project / ".ruff_cache", ignore_errors=True)
+
+    def change(i: int) -> None:
+        with target.open("a") as handle:
+            handle.write(f"\nCHANGED_{i} = {i}\n")
+
+    times: dict[str, list[float]] = {
+        "full": [],
+        "nocache": [],
+        "reaudit": [],
+        "noaudit": [],
+        "plain": [],
+    }
+    clear()
+    code = run(audit, project)[1]  # warm-up (imports, disk cache)
+    print(f"    warm-up audit exit status {code}")
+    for i in range(rounds):
+        clear()
+        times["full"].append(run(audit, project)[0])
+        change(2 * i)
+        times["nocache"].append(run(audit, project, {CACHE_SWITCH: "0"})[0])
+        change(2 * i + 1)
+        times["reaudit"].append(run(audit, project)[0])
+        times["noaudit"].append(run(noaudit, project)[0])
+        times["plain"].append(run(plain, project)[0])
+    return times
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", *args],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def measure_loop(rounds: int, iterations: int) -> tuple[dict[str, list[float]], dict[str, object]]:
+    repo = WORK / "loop-demo"
+    logs = WORK / "logs"
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.copytree(DEMO, repo)
+    logs.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "demo")
+    print(f"(b) example project in a git repository: {repo}")
+    py = sys.executable
+    base = [py, "-m", "pytest", "--orchestrate", "--target-score=100", "-q"]
+    loop = [*base, f"--orchestrate-max-iterations={iterations}"]
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {
+        "base": (base, {}),
+        "noop": ([*loop, "--orchestrate-agent=command:true"], {}),
+        "touch": ([*loop, "--orchestrate-agent=command:touch notes.txt"], {}),
+        "touch-nocache": (
+            [*loop, "--orchestrate-agent=command:touch notes.txt"],
+            {CACHE_SWITCH: "0"},
+        ),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    details: dict[str, object] = {}
+    for name, (argv, env) in variants.items():  # warm-up, and the reports of one run
+        report = logs / f"loop-{name}.json"
+        run([*argv, f"--orchestrate-report=json:{report}"], repo, env)
+        details[name] = json.loads(report.read_text()).get("loop")
+    for _ in range(rounds):
+        for name, (argv, env) in variants.items():
+            times[name].append(run(argv, repo, env)[0])
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if dirty:
+        print(f"    ODD: the loop left the tree dirty: {dirty!r}")
+    return times, details
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISS"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--modules", type=int, default=200)
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()}, {os.cpu_count()} cores, {args.rounds} rounds")
+
+    audit = measure_reaudit(args.rounds, args.modules)
+    m = {name: median(values) for name, values in audit.items()}
+    for name, value in m.items():
+        print(f"    {name:8} median {value:6.2f} s  ({', '.join(f'{v:.2f}' for v in audit[name])})")
+    ratio = (m["reaudit"] - m["noaudit"]) / (m["full"] - m["noaudit"])
+    before = (m["nocache"] - m["noaudit"]) / (m["full"] - m["noaudit"])
+    print(
+        f"    re-audit after a one-file change / full audit (audit time: noaudit "
+        f"subtracted): {ratio:.2f}x (goal <= 0.2x) {verdict(ratio <= 0.2)}"
+    )
+    plain = (m["reaudit"] - m["plain"]) / (m["full"] - m["plain"])
+    print(f"    same, plain pytest subtracted: {plain:.2f}x")
+    print(f"    same, whole commands: {m['reaudit'] / m['full']:.2f}x")
+    print(f"    without the audit cache (ruff's own cache warm), noaudit subtracted: {before:.2f}x")
+
+    loop, details = measure_loop(args.rounds, args.iterations)
+    lm = {name: median(values) for name, values in loop.items()}
+    for name, value in lm.items():
+        print(f"    {name:13} median {value:6.2f} s  ({', '.join(f'{v:.2f}' for v in loop[name])})")
+    for name in ("noop", "touch", "touch-nocache"):
+        summary = details.get(name)
+        its = summary.get("iterations", []) if isinstance(summary, dict) else []
+        count = len(its) or args.iterations
+        per = (lm[name] - lm["base"]) / count
+        reported = statistics.mean(i["duration"] for i in its) if its else float("nan")
+        reasons = sorted({str(i.get("reason")) for i in its})
+        line = (
+            f"    {name}: {count} iterations ({'; '.join(reasons)}), per iteration "
+            f"{per:.2f} s wall clock, {reported:.2f} s as the report says"
+        )
+        if name == "noop":
+            line += f" (goal < 1 s) {verdict(per < 1.0)}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

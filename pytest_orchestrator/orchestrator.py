@@ -63,6 +63,7 @@ class Orchestrator:
         self.report: Report | None = None
         self.verdict: Verdict | None = None
         self.loop: Any = None
+        self._child = False
         self._started = time.monotonic()
         self._created = datetime.now(timezone.utc)
 
@@ -85,7 +86,7 @@ class Orchestrator:
         for auditor in _flatten(config.hook.pytest_orchestrator_auditors(config=config)):
             offered.setdefault(auditor.dimension, auditor)
         settings = OrchestrationConfig.from_pytest(config, known_dimensions=set(offered))
-        child_report = os.environ.get(CHILD_ENV)
+        child_report = os.environ.pop(CHILD_ENV, None)  # not for the tests' subprocesses
         if child_report:
             # the re-audit of a gap-closure iteration: its JSON report only, no LLM audit
             # (not repeated), no loop
@@ -101,10 +102,11 @@ class Orchestrator:
                     "resume": None,
                 }
             )
-        elif settings.agents:
+        elif settings.agents and not config.getoption("collectonly", default=False):
             cls._check_loop(config, settings)
         auditors = [offered[d] for d in settings.dimensions]
         orchestrator = cls(config, settings, auditors)
+        orchestrator._child = bool(child_report)
         config.stash[ORCHESTRATOR_KEY] = orchestrator
         config.pluginmanager.register(orchestrator, "orchestrator-session")
         if settings.exec_prefix:
@@ -237,7 +239,7 @@ class Orchestrator:
         for result in results:
             hook.pytest_orchestrator_audit_result(config=self.config, result=result)
         report = self._build(results)
-        if self.settings.agents and not os.environ.get(CHILD_ENV):
+        if self.settings.agents and not self._child:
             report = self._close_gaps(report)
         settings = self.settings
         hook.pytest_orchestrator_report(config=self.config, report=report)

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -511,3 +512,16 @@ def test_aider_edit_request_without_an_applied_edit_is_an_error(fakes: Fakes) ->
     assert edited.ok and "edited by fake aider" in target.read_text()
     assert unchanged.error is not None and unchanged.error.kind == "bad_output"
     assert "applied no edit" in unchanged.error.message
+
+
+def test_what_an_agent_leaves_running_is_stopped_with_it(fakes: Fakes) -> None:
+    late = fakes.repo / "late.txt"
+    script = (
+        "import subprocess; subprocess.Popen(['sh', '-c', 'sleep 1; echo late > "
+        f"{late}'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"
+    )
+    result = fakes.run(f"command:{sys.executable} -c {shlex.quote(script)}")
+    time.sleep(2)
+
+    assert result.ok
+    assert not late.exists()

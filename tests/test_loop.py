@@ -483,3 +483,37 @@ def test_writing_missing_tests_only_when_asked_and_confirmed(
         assert iteration.accepted and iteration.files == ["tests/test_extra.py"]
         coverage = report.audit("coverage")
         assert coverage is not None and coverage.score == 100.0
+
+
+def test_a_failing_test_keeps_the_loop_going_even_above_the_target_score(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "pkg" / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    commit_all(repo, "a bug")
+    edit_script(repo, FIX, monkeypatch)
+    _, report = gate(repo, "--orchestrate-agent=claude", "--target-score=50")
+
+    assert report.loop is not None
+    assert report.loop.initial_score >= 50  # the score alone would have stopped it
+    [iteration] = report.loop.iterations
+    assert iteration.accepted and report.verdict.passed
+
+
+def test_session_files_mask_secrets_and_stay_readable(tmp_path: Path) -> None:
+    from pytest_orchestrator.loop.engine import LoopState, load, save
+
+    state = LoopState(
+        session_id="s1",
+        created=0.0,
+        rootdir=str(tmp_path),
+        args=["-o", 'junit_suite_name=API_KEY="abc123456"', "--token", "sk-ant-api03-ABCDEFGHIJK"],
+        target_score=90,
+        initial_score=50,
+        current_score=50,
+    )
+    path = save(state, tmp_path)
+    text = path.read_text()
+
+    assert "abc123456" not in text and "sk-ant-api03-ABCDEFGHIJK" not in text
+    loaded = load(tmp_path, "last")
+    assert loaded.session_id == "s1" and loaded.args[1] == 'junit_suite_name=API_KEY="***"'

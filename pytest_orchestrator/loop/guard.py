@@ -8,8 +8,9 @@ triggers; a check needs confirmation when its risk is at or above
 =================  ========  ======  =====================================================
 name               risk      always  triggered by
 =================  ========  ======  =====================================================
-``git-state``      critical  yes     HEAD moved (commit, reset, checkout) or the index
-                                     changed (``git add``, ``git rm``)
+``git-state``      critical  yes     HEAD moved (commit, reset, checkout), the index
+                                     changed (``git add``, ``git rm``), or git's config
+                                     or hooks changed (``.git/hooks/pre-commit``)
 ``files-deleted``  high      yes     any file deleted
 ``schema-change``  high      yes     an added/modified file under a ``migrations/``
                                      directory or an alembic ``versions/`` directory, or
@@ -222,10 +223,15 @@ def inspect(changes: ChangeSet, settings: GuardSettings = DEFAULT_SETTINGS) -> l
     reading).
     """
     checks: list[GuardCheck] = []
-    if changes.head_moved or changes.index_changed:
+    if changes.head_moved or changes.index_changed or changes.git_files:
         what = [
             *(["HEAD moved (a commit, reset or checkout)"] if changes.head_moved else []),
             *(["the index changed (staged changes)"] if changes.index_changed else []),
+            *(
+                [f"git's own files changed: {_paths(['.git/' + n for n in changes.git_files])}"]
+                if changes.git_files
+                else []
+            ),
         ]
         checks.append(GuardCheck("git-state", "critical", "; ".join(what), always=True))
     deleted = changes.deleted

@@ -233,6 +233,28 @@ def _index_state(root: Path) -> str:
     return hashlib.sha256(_git(root, "ls-files", "-z", "--stage").stdout).hexdigest()
 
 
+#: git's own files an agent could change to act later (hooks run on the user's next commit):
+#: snapshotted (up to GIT_FILE_MAX bytes each), guarded and restored.
+GIT_INTERNALS = ("config", "hooks", "info/attributes", "info/sparse-checkout")
+GIT_FILE_MAX = 1024 * 1024
+
+
+def _git_internals(root: Path) -> dict[str, bytes]:
+    """Contents of :data:`GIT_INTERNALS` files, by their path under the git directory."""
+    out: dict[str, bytes] = {}
+    base = _git_path(root, ".")
+    for name in GIT_INTERNALS:
+        path = base / name
+        paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for item in paths:
+            try:
+                if item.is_file() and item.stat().st_size <= GIT_FILE_MAX:
+                    out[item.relative_to(base).as_posix()] = item.read_bytes()
+            except OSError:
+                continue
+    return out
+
+
 def _git_path(root: Path, name: str) -> Path:
     """A file of the repository (``index``, ``info/exclude``), linked worktrees included."""
     done = _git(root, "rev-parse", "--git-path", name)
@@ -452,6 +474,8 @@ class ChangeSet:
     head_moved: bool = False
     index_changed: bool = False
     packages_before: frozenset[str] = field(default_factory=frozenset)
+    #: git's own files (config, hooks) changed, added or deleted, e.g. ``hooks/pre-commit``.
+    git_files: tuple[str, ...] = ()
 
     def _paths(self, kind: str) -> list[str]:
         return [c.path for c in self.changes if c.kind == kind]
@@ -479,7 +503,12 @@ class ChangeSet:
     @property
     def empty(self) -> bool:
         """No file changed and neither HEAD nor the index moved."""
-        return not self.changes and not self.head_moved and not self.index_changed
+        return (
+            not self.changes
+            and not self.head_moved
+            and not self.index_changed
+            and not self.git_files
+        )
 
 
 _Side = tuple[Path, int] | bytes | None  # a file (path, size), a link's target, or nothing
@@ -617,6 +646,7 @@ class Snapshot:
         self._ignored_dirs, self._ignored_files = ignored
         self._index_state, self._index_path, self._index_saved = index
         self._exclude_path, self._exclude = exclude
+        self._internals: dict[str, bytes] = {}
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(store), ignore_errors=True)
 
     def __repr__(self) -> str:
@@ -639,6 +669,7 @@ class Snapshot:
         top = git_root(root)
         head, branch = _head(top)
         index_state = _index_state(top)
+        internals = _git_internals(top)
         index_path = _git_path(top, "index")
         exclude_path = _git_path(top, "info/exclude")
         try:
@@ -682,7 +713,7 @@ class Snapshot:
             if failed:
                 raise SnapshotError(f"cannot snapshot {_names(failed)} in {top}")
             ignored = _ignored(top)
-            return cls(
+            snapshot = cls(
                 top,
                 head,
                 files,
@@ -694,6 +725,8 @@ class Snapshot:
                 index=(index_state, index_path, index_saved),
                 exclude=(exclude_path, exclude),
             )
+            snapshot._internals = internals
+            return snapshot
         except BaseException as exc:
             shutil.rmtree(store, ignore_errors=True)
             if isinstance(exc, OSError):
@@ -784,14 +817,44 @@ class Snapshot:
         packages = frozenset(
             posixpath.dirname(p) for p in self.files if posixpath.basename(p) == "__init__.py"
         )
+        internals = _git_internals(self.root)
+        git_files = tuple(
+            sorted(
+                name
+                for name in internals.keys() | self._internals.keys()
+                if internals.get(name) != self._internals.get(name)
+            )
+        )
         return ChangeSet(
             changes=changes,
             head_moved=_head(self.root) != (self.head, self.branch),
             index_changed=_index_state(self.root) != self._index_state,
             packages_before=packages,
+            git_files=git_files,
         )
 
     # -- restore ---------------------------------------------------------------------------
+
+    def _restore_internals(self, problems: list[str]) -> None:
+        """git's config and hooks as they were: changed ones rewritten, added ones removed."""
+        base = _git_path(self.root, ".")
+        now = _git_internals(self.root)
+        for name in now.keys() | self._internals.keys():
+            old = self._internals.get(name)
+            if now.get(name) == old:
+                continue
+            path = base / name
+            try:
+                if old is None:
+                    path.unlink()
+                else:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    mode = path.stat().st_mode if path.exists() else None
+                    path.write_bytes(old)
+                    if mode is not None:
+                        os.chmod(path, mode & 0o7777)
+            except OSError as exc:
+                problems.append(f".git/{name} ({exc.strerror or exc})")
 
     def restore(self) -> None:
         """Put the working tree, HEAD and the index back as they were at :meth:`take`.
@@ -817,6 +880,7 @@ class Snapshot:
         self._restore_head(problems)
         self._restore_index(problems)
         self._restore_exclude(problems)
+        self._restore_internals(problems)
         for rel, state in self.files.items():
             try:
                 st = _lstat(self.root, rel)

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -328,8 +328,3 @@ def stop_running_agents() -> None:
         running = list(_RUNNING)
     for process in running:
         _stop(process)
-
-
-def with_error(result: AgentResult, kind: ErrorKind, message: str) -> AgentResult:
-    """``result`` with an error set."""
-    return replace(result, error=AgentError(kind, message))

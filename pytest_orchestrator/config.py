@@ -259,7 +259,7 @@ class OrchestrationConfig(BaseModel):
             merged[_severity(key)] = _number(val, f"points for {key}")
         return merged
 
-    @field_validator("tool_timeout", mode="before")
+    @field_validator("tool_timeout", "agent_timeout", "exec_timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> float:
         return _number(str(value), "timeout in seconds", low=1, high=None)
@@ -300,11 +300,6 @@ class OrchestrationConfig(BaseModel):
             kind = "directory" if want_dir else "file"
             raise ValueError(f"{str(path)!r} is not a {kind}; give a path relative to the rootdir")
         return path
-
-    @field_validator("agent_timeout", mode="before")
-    @classmethod
-    def _agent_timeout(cls, value: Any) -> float:
-        return _number(str(value), "timeout in seconds", low=1, high=None)
 
     @field_validator("agent_retries", mode="before")
     @classmethod
@@ -381,11 +376,6 @@ class OrchestrationConfig(BaseModel):
 
         ExecCommand.parse(str(value))
         return str(value)
-
-    @field_validator("exec_timeout", mode="before")
-    @classmethod
-    def _exec_timeout(cls, value: Any) -> float:
-        return _number(str(value), "timeout in seconds", low=1, high=None)
 
     @field_validator("path_map", mode="before")
     @classmethod

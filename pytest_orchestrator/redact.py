@@ -38,11 +38,17 @@ def _secret_values() -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+def strip_control(text: str) -> str:
+    """``text`` without terminal control sequences and control characters (not ``\\n``,
+    ``\\t``): untrusted output is data for the terminal, not commands."""
+    return _CONTROL.sub("", text)
+
+
 def redact_text(text: str) -> str:
     """``text`` with control sequences removed and secrets replaced by ``***``: token
     shapes, ``NAME=value`` for secret-looking names, and the values of this process's
     secret-looking environment variables wherever they appear."""
-    text = _CONTROL.sub("", text)
+    text = strip_control(text)
     for value in _secret_values():
         text = text.replace(value, MASK)
     text = _TOKENS.sub(MASK, text)

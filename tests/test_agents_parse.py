@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from fakes import SEEDS_REPORT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,30 +31,7 @@ from pytest_orchestrator.models import Severity
 
 P0, P1, P2, P3, P4 = Severity.P0, Severity.P1, Severity.P2, Severity.P3, Severity.P4
 
-SEED_EXAMPLE = """\
-# Auditoría Backend - ai_service
-
-**Score:** 75/100
-**Fecha:** 2025-11-13
-**Auditor:** Copilot GPT-4o
-
-## Hallazgos Críticos (P0)
-
-[P0] Missing error handling in FastAPI endpoints (addons/ai_service/controllers/api.py:45)
-[P0] SQL injection vulnerability in query builder (addons/ai_service/models/query.py:128)
-
-## Hallazgos Altos (P1)
-
-[P1] No rate limiting on API endpoints (addons/ai_service/controllers/api.py:67)
-[P1] Missing input validation for user data (addons/ai_service/models/user.py:34)
-
-## Recomendaciones
-
-1. Implement try-except blocks in all API endpoints
-2. Use parameterized queries to prevent SQL injection
-3. Add rate limiting middleware with Redis
-4. Implement Pydantic models for input validation
-"""
+SEED_EXAMPLE = SEEDS_REPORT
 
 
 def brief(audit: AgentAudit) -> list[tuple[str, str, str | None, int | None]]:

@@ -203,7 +203,7 @@ def audit_prompt(
             "dimension": f"agent:{name}",
             "findings": [],
             "exec_prefix": settings.exec_prefix or None,
-            "test_command": _test_command(settings.exec_prefix, settings.exec_command),
+            "test_command": tests_command(settings.exec_prefix, settings.exec_command),
             "budget_left_usd": budget_left,
             "answer_schema": _schema_text(audit_schema()),
             "target_score": settings.target_score,
@@ -218,7 +218,7 @@ def _schema_text(schema: dict[str, object]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True)
 
 
-def _test_command(exec_prefix: str, exec_command: str) -> str:
+def tests_command(exec_prefix: str, exec_command: str) -> str:
     """How the agent should run the tests: through the exec prefix when there is one."""
     return f"{exec_prefix} {exec_command}".strip() if exec_prefix else "python -m pytest"
 

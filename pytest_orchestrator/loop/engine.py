@@ -452,20 +452,16 @@ class Loop:
 
     def _prompt(self, findings: list[Finding], template: str = "close_gap") -> str:
         from pytest_orchestrator.agents.templates import FindingVars, PromptTemplates
+        from pytest_orchestrator.auditors.agent import tests_command
 
         settings = self.settings
-        test_command = (
-            f"{settings.exec_prefix} {settings.exec_command}"
-            if settings.exec_prefix
-            else "python -m pytest"
-        )
         return PromptTemplates(settings.templates_dir).render(
             template,
             {
                 "project": self.report.project.model_dump(),
                 "findings": [FindingVars.from_finding(f, self.rootdir) for f in findings],
                 "exec_prefix": settings.exec_prefix or None,
-                "test_command": test_command,
+                "test_command": tests_command(settings.exec_prefix, settings.exec_command),
                 "budget_left_usd": self.ledger.left_usd,
                 "target_score": settings.target_score,
                 "score": self.report.score.overall,

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import os
-import re
 import shlex
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_orchestrator.redact import strip_control
 from pytest_orchestrator.remote.bootstrap import BEGIN, END, PROTOCOL
 from pytest_orchestrator.remote.prefix import ExecPrefix
 
@@ -35,7 +35,6 @@ STDERR_TAIL = 4096
 MAX_OUTPUT = 128 * 1024 * 1024
 #: Bytes the bundle may take once decompressed.
 MAX_BUNDLE = 512 * 1024 * 1024
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Manifest(BaseModel):
@@ -201,7 +200,7 @@ def _tail(data: bytes, limit: int = STDERR_TAIL) -> str:
 
 def printable(text: str) -> str:
     """``text`` without terminal control sequences: container output is data, not commands."""
-    return _CONTROL.sub("", text)
+    return strip_control(text)
 
 
 def _read(handle: IO[bytes], limit: int, tail: bool = False) -> bytes:

@@ -19,6 +19,20 @@ pytest_plugins = ["pytester"]
 DEMO = Path(__file__).resolve().parent / "examples" / "demo"
 
 
+@pytest.fixture(autouse=True)
+def _tool_caches_outside_projects(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep tools' user caches out of the test projects.
+
+    pytester sets HOME to the project directory, and bandit loads its plugins through
+    stevedore, which caches entry points under ``$XDG_CACHE_HOME`` or ``~/.cache`` (unless
+    the interpreter lives under /tmp). Without this, a ``.cache/`` directory appears in
+    the project mid-test and tree hashes and ``git status`` differ.
+    """
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
 @pytest.fixture
 def demo(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester whose directory holds a copy of examples/demo (seeded defects)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -282,6 +283,101 @@ def test_an_agent_that_never_improves_stops_as_stuck(
     assert report.loop.stop_reason is not None and report.loop.stop_reason.startswith("stuck")
     assert len(report.loop.iterations) == 6  # 3, a change of strategy, 3 more
     assert not any(i.accepted for i in report.loop.iterations)
+
+
+@pytest.mark.parametrize("confirm", ["yes", "no"])
+def test_the_80_percent_budget_question_is_asked_once_and_its_answer_decides(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, confirm: str
+) -> None:
+    (repo / "pkg" / "calc.py").write_text("import os\n" + CALC)
+    commit_all(repo, "an unused import")
+    edit_script(repo, "open('notes.txt', 'a').write('thinking\\n')\n", monkeypatch)
+    # exact binary fractions: 4 calls spend 1.00 of 1.25 (80 %) and leave one call's worth
+    monkeypatch.setenv("FAKE_AGENT_COST", "0.25")
+    _, report = gate(
+        repo,
+        "--orchestrate-agent=claude",
+        "--orchestrate-budget=1.25",
+        "--target-score=100",
+        f"--orchestrate-confirm={confirm}",
+    )
+
+    assert report.loop is not None and report.agents is not None
+    session = next((repo / ".pytest_cache").rglob(f"{report.loop.session_id}.json"))
+    [asked] = json.loads(session.read_text())["confirmations"]
+    assert asked["iteration"] == 4 and asked["answer"] is (confirm == "yes")
+    assert "$1.0000 of the $1.25 budget (80 %)" in asked["question"]
+    if confirm == "no":
+        assert report.loop.stop_reason == "declined to continue at 80 % of the budget"
+        assert len(report.loop.iterations) == 4 and report.agents.spent_usd == 1.0
+    else:
+        assert report.loop.stop_reason is not None
+        assert report.loop.stop_reason.startswith("budget exhausted")
+        assert len(report.loop.iterations) == 5 and report.agents.spent_usd == 1.25
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize(("reply", "kept"), [("y", True), ("n", False)])
+def test_ask_prompts_on_a_terminal_and_obeys_the_reply(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, reply: str, kept: bool
+) -> None:
+    _data_files(repo)
+    (repo / "pkg" / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    commit_all(repo, "data and a bug")
+    edit_script(repo, DELETE_AND_FIX, monkeypatch)
+    before = Snapshot.current_hash(repo)
+    primary, secondary = os.openpty()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--orchestrate",
+            "--orchestrate-agent=claude",
+            "--orchestrate-max-iterations=1",
+            "--orchestrate-report=json:out/report.json",
+        ],
+        cwd=repo,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"[y/N]" not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([primary], [], [], 1)
+            if ready:
+                seen += os.read(primary, 65536)
+        os.write(primary, reply.encode() + b"\n")
+        while process.poll() is None or select.select([primary], [], [], 0)[0]:
+            try:
+                seen += os.read(primary, 65536)
+            except OSError:  # the terminal closed with the last writer
+                break
+        process.wait(timeout=120)
+    finally:
+        os.close(primary)
+        if process.poll() is None:
+            process.kill()
+
+    question = seen.decode(errors="replace")
+    assert "keep iteration 1? 20 files deleted" in question
+    report = Report.model_validate(json.loads((repo / "out" / "report.json").read_text()))
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert iteration.accepted is kept, question
+    deleted = next(g for g in iteration.guard if g.name == "files-deleted")
+    assert deleted.confirmed is kept
+    if kept:
+        assert len(list((repo / "data").iterdir())) == 5
+    else:
+        assert Snapshot.current_hash(repo) == before
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")

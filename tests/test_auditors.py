@@ -214,3 +214,29 @@ def test_discovery_counts_code_lines(tmp_path: Path) -> None:
         2,
         3,
     )
+
+
+def test_context_paths_and_source_lines(tmp_path: Path) -> None:
+    from pytest_orchestrator.auditors.base import AuditContext
+    from pytest_orchestrator.config import OrchestrationConfig
+
+    real = tmp_path / "real"
+    (real / "pkg").mkdir(parents=True)
+    (real / "pkg" / "m.py").write_text("a = 1\r\nb = '\f'\nc = 3\n")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    context = AuditContext(None, OrchestrationConfig(), link, discover(link))  # type: ignore[arg-type]
+
+    assert context.relpath("pkg/m.py") == "pkg/m.py"
+    assert context.relpath(link / "pkg" / "m.py") == "pkg/m.py"
+    assert context.relpath(real / "pkg" / "m.py") == "pkg/m.py"  # the resolved rootdir
+    assert context.relpath(link / "pkg" / ".." / "pkg" / "m.py") == "pkg/m.py"
+    assert context.relpath(tmp_path / "elsewhere.py") == (tmp_path / "elsewhere.py").as_posix()
+    # lines are numbered as the tools number them: \r\n is one break, a form feed is none
+    assert [context.source_line("pkg/m.py", n) for n in (1, 2, 3)] == [
+        "a = 1",
+        "b = '\f'",
+        "c = 3",
+    ]
+    assert context.source_line("pkg/m.py", 9) == "" == context.source_line("pkg/m.py", None)
+    assert context.source_line("pkg/missing.py", 1) == ""

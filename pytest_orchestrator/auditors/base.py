@@ -24,7 +24,7 @@ plugin for the session, so it may implement pytest hooks (the ``tests`` auditor 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -43,18 +43,58 @@ class AuditContext:
     settings: OrchestrationConfig
     rootdir: Path
     project: Discovery
+    _real_root: Path | None = field(default=None, init=False, repr=False, compare=False)
+    _lines: dict[str, list[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _relpaths: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def relpath(self, path: str | Path) -> str:
-        """``path`` as a POSIX path relative to the rootdir (unchanged if outside it)."""
+        """``path`` as a POSIX path relative to the rootdir (unchanged if outside it).
+
+        Paths inside the rootdir as written (relative, or absolute under the rootdir or its
+        resolved form) need no file system call; others are resolved first. Answers are
+        remembered for the session (findings name the same files many times).
+        """
+        key = str(path)
+        known = self._relpaths.get(key)
+        if known is None:
+            known = self._relpaths[key] = self._relpath(path)
+        return known
+
+    def _relpath(self, path: str | Path) -> str:
         target = Path(path)
-        if not target.is_absolute() and ".." not in target.parts:
-            return target.as_posix()  # already relative and inside: no file system call
+        if ".." not in target.parts:
+            if not target.is_absolute():
+                return target.as_posix()
+            if self._real_root is None:
+                self._real_root = self.rootdir.resolve()
+            for root in (self.rootdir, self._real_root):
+                if target.is_relative_to(root):
+                    return target.relative_to(root).as_posix()
         if not target.is_absolute():
             target = self.rootdir / target
         try:
             return target.resolve().relative_to(self.rootdir.resolve()).as_posix()
         except ValueError:
             return Path(path).as_posix()
+
+    def source_line(self, rel: str, line: int | None) -> str:
+        """Text of 1-based ``line`` of the rootdir-relative file ``rel`` ('' when unreadable).
+
+        Each file is read once per session (the tree does not change while it is audited).
+        """
+        if line is None or line < 1:
+            return ""
+        lines = self._lines.get(rel)
+        if lines is None:
+            try:
+                text = (self.rootdir / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            # newlines as the tools number lines (not str.splitlines, which splits at \f too)
+            lines = self._lines[rel] = text.split("\n")
+        return lines[line - 1] if line <= len(lines) else ""
 
 
 class Auditor:
@@ -109,20 +149,6 @@ class Auditor:
         )
 
 
-def source_line(path: Path, line: int | None) -> str:
-    """Text of 1-based ``line`` in ``path`` ('' when unreadable), for fingerprints."""
-    if line is None:
-        return ""
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, text in enumerate(handle, start=1):
-                if number == line:
-                    return text
-    except OSError:
-        return ""
-    return ""
-
-
 def make_finding(
     context: AuditContext,
     *,
@@ -145,7 +171,7 @@ def make_finding(
 
     rel = context.relpath(path) if path is not None else None
     if anchor is None:
-        anchor = source_line(context.rootdir / rel, line) if rel else ""
+        anchor = context.source_line(rel, line) if rel else ""
         anchor = anchor or message
     return Finding(
         dimension=dimension,

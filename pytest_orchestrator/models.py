@@ -356,6 +356,11 @@ class LoopSummary(_Model):
     files_modified: int = 0
     lines_added: int = 0
     lines_removed: int = 0
+    backup_ref: str | None = Field(
+        None,
+        description="With --orchestrate-allow-dirty: the git ref that saves the uncommitted "
+        "work found when the loop began (git restore --source=REF --worktree -- .)",
+    )
 
     def describe(self) -> list[str]:
         """Lines for the human reports: the seeds' final summary."""
@@ -364,19 +369,23 @@ class LoopSummary(_Model):
             f"{sev} {self.severities_before.get(sev, 0)} -> {self.severities_after.get(sev, 0)}"
             for sev in ("P0", "P1", "P2")
         )
-        return [
-            f"gap closure ({self.session_id}): score {self.initial_score:.2f} -> "
-            f"{self.final_score:.2f} in {len(self.iterations)} iterations "
-            f"({accepted} accepted); stopped: {self.stop_reason}",
-            f"  {counts}; {self.files_modified} files modified, "
-            f"+{self.lines_added}/-{self.lines_removed} lines",
-        ] + [
-            f"  #{i.number} {i.agent or '-'}: {i.score_before:.2f} -> "
-            + (f"{i.score_after:.2f}" if i.score_after is not None else "-")
-            + f" {'accepted' if i.accepted else 'rolled back'} ({i.reason}), "
-            f"{len(i.files)} files, ${i.cost_usd:.4f}"
-            for i in self.iterations
-        ]
+        return (
+            [
+                f"gap closure ({self.session_id}): score {self.initial_score:.2f} -> "
+                f"{self.final_score:.2f} in {len(self.iterations)} iterations "
+                f"({accepted} accepted); stopped: {self.stop_reason}",
+                f"  {counts}; {self.files_modified} files modified, "
+                f"+{self.lines_added}/-{self.lines_removed} lines",
+            ]
+            + ([f"  uncommitted work saved as {self.backup_ref}"] if self.backup_ref else [])
+            + [
+                f"  #{i.number} {i.agent or '-'}: {i.score_before:.2f} -> "
+                + (f"{i.score_after:.2f}" if i.score_after is not None else "-")
+                + f" {'accepted' if i.accepted else 'rolled back'} ({i.reason}), "
+                f"{len(i.files)} files, ${i.cost_usd:.4f}"
+                for i in self.iterations
+            ]
+        )
 
 
 class Report(_Model):

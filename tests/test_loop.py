@@ -286,6 +286,42 @@ def test_an_agent_that_never_improves_stops_as_stuck(
 
 
 @pytest.mark.parametrize("confirm", ["yes", "no"])
+def test_allow_dirty_saves_the_uncommitted_work_and_asks_before_an_agent_edits_it(
+    repo: Path, confirm: str
+) -> None:
+    # the user's uncommitted work: an edited tracked file (with an unused import for the
+    # agent to fix) and a new untracked file
+    mine = "import os\n" + CALC.replace("(a, b):", "(a, b):  # my work in progress", 1)
+    (repo / "pkg" / "calc.py").write_text(mine)
+    (repo / "notes.md").write_text("my notes\n")
+    done, report = gate(
+        repo,
+        "--orchestrate-allow-dirty",
+        f"--orchestrate-confirm={confirm}",
+        "--orchestrate-max-iterations=1",
+        "--target-score=100",
+        f"--orchestrate-agent=command:{sys.executable} -m ruff check --fix",
+    )
+
+    assert report.loop is not None
+    ref = report.loop.backup_ref
+    assert ref == f"refs/pytest-orchestrator/{report.loop.session_id}"
+    assert f"saved as {ref}" in done.stdout
+    assert git(repo, "show", f"{ref}:pkg/calc.py") == mine
+    assert git(repo, "show", f"{ref}:notes.md") == "my notes\n"
+    assert git(repo, "rev-parse", f"{ref}^") == git(repo, "rev-parse", "HEAD")
+    assert git(repo, "stash", "list") == "" and git(repo, "diff", "--cached") == ""
+    [iteration] = report.loop.iterations
+    [check] = [g for g in iteration.guard if g.name == "uncommitted-work"]
+    assert check.risk == "high" and "pkg/calc.py" in check.message and ref in check.message
+    assert check.confirmed is (confirm == "yes")
+    assert iteration.accepted is (confirm == "yes"), iteration.reason
+    calc = (repo / "pkg" / "calc.py").read_text()
+    assert calc == (mine.replace("import os\n", "") if confirm == "yes" else mine)
+    assert (repo / "notes.md").read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("confirm", ["yes", "no"])
 def test_the_80_percent_budget_question_is_asked_once_and_its_answer_decides(
     repo: Path, monkeypatch: pytest.MonkeyPatch, confirm: str
 ) -> None:

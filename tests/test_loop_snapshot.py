@@ -26,6 +26,8 @@ from pytest_orchestrator.loop.snapshot import (
     LINK_MODE,
     Snapshot,
     SnapshotError,
+    backup,
+    dirty_paths,
     git_root,
     is_dirty,
 )
@@ -824,3 +826,29 @@ def test_git_config_and_hooks_are_guarded_and_restored(repo: Path) -> None:
         assert not hook.exists()
         assert (repo / ".git" / "config").read_bytes() == config_before
         assert snapshot.diff().empty
+
+
+def test_backup_saves_uncommitted_work_in_a_ref_and_touches_nothing(repo: Path) -> None:
+    write(repo, "pkg/mod.py", "edited\n")
+    write(repo, UNICODE, "edited unicode\n")
+    git(repo, "add", "pkg/mod.py")  # staged, then edited again
+    write(repo, "pkg/mod.py", "edited twice\n")
+    before = (Snapshot.current_hash(repo), git_state(repo), git(repo, "stash", "list"))
+
+    assert dirty_paths(repo) == sorted(
+        ["gone.txt", "notes.txt", "pkg/mod.py", "todo/later.md", UNICODE]
+    )
+    commit = backup(repo, "refs/pytest-orchestrator/s1", "saved")
+
+    assert (Snapshot.current_hash(repo), git_state(repo), git(repo, "stash", "list")) == before
+    assert git(repo, "rev-parse", "refs/pytest-orchestrator/s1").strip() == commit
+    assert git(repo, "rev-parse", f"{commit}^").strip() == git(repo, "rev-parse", "HEAD").strip()
+    saved = set(git(repo, "ls-tree", "-r", "--name-only", "-z", commit).split("\0")) - {""}
+    assert {"notes.txt", "todo/later.md", UNICODE, "pkg/mod.py"} <= saved
+    assert "gone.txt" not in saved and "app.log" not in saved
+    assert not any(p.startswith((".venv/", "build/")) for p in saved)
+    assert git(repo, "show", f"{commit}:pkg/mod.py") == "edited twice\n"
+    # what the user would run to get the work back after a loop kept an agent's edit
+    write(repo, "pkg/mod.py", "the agent's version\n")
+    git(repo, "restore", f"--source={commit}", "--worktree", "--", ".")
+    assert (repo / "pkg" / "mod.py").read_text() == "edited twice\n"

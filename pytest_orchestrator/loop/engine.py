@@ -84,6 +84,12 @@ class LoopState(BaseModel):
     strategy_changed_at: int = Field(0, description="Iterations before the change of strategy")
     budget_asked: bool = False
     develop_confirmed: bool | None = Field(None, description="The answer to --orchestrate-develop")
+    backup_ref: str | None = Field(
+        None, description="With --orchestrate-allow-dirty: the ref saving the uncommitted work"
+    )
+    dirty_files: list[str] = Field(
+        default_factory=list, description="Paths with uncommitted changes when the loop began"
+    )
 
 
 def sessions_dir(config: pytest.Config) -> Path:
@@ -266,9 +272,10 @@ class Loop:
         """
         from pytest_orchestrator.loop.snapshot import SnapshotError
 
-        self._save()
         previous = _interrupt_on_termination()
         try:
+            self._back_up_uncommitted_work()
+            self._save()
             while self.state.stop_reason is None:
                 self.state.stop_reason = self._stop_reason()
                 if self.state.stop_reason is None:
@@ -320,6 +327,28 @@ class Loop:
             return "nothing left to close (no finding with a file at a closable severity)"
         return None
 
+    def _back_up_uncommitted_work(self) -> None:
+        """With ``--orchestrate-allow-dirty``, once per session: save the uncommitted work
+        under ``refs/pytest-orchestrator/ID`` and remember which files held it (the guard's
+        ``uncommitted-work`` check asks before an agent's edit to them is kept)."""
+        from pytest_orchestrator.loop.snapshot import backup, dirty_paths
+
+        state = self.state
+        if not self.settings.allow_dirty or state.backup_ref or state.iterations:
+            return
+        state.dirty_files = dirty_paths(self.rootdir)
+        if not state.dirty_files:
+            return
+        ref = f"refs/pytest-orchestrator/{state.session_id}"
+        backup(self.rootdir, ref, f"pytest-orchestrator: uncommitted work before {ref}")
+        state.backup_ref = ref
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"gap closure: your uncommitted changes ({len(state.dirty_files)} files) are "
+                f"saved as {ref}; restore them with: git restore --source={ref} --worktree -- ."
+            )
+
     def _change_strategy(self) -> None:
         """Once: a smaller batch, and the next agent of the chain first."""
         self.state.strategy_changed = True
@@ -342,7 +371,7 @@ class Loop:
 
     def _iterate(self, number: int) -> None:
         from pytest_orchestrator.agents.base import AgentRequest
-        from pytest_orchestrator.loop.guard import inspect
+        from pytest_orchestrator.loop.guard import inspect, uncommitted_work
         from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError
 
         started = time.monotonic()
@@ -386,6 +415,9 @@ class Loop:
                 self._roll_back(snapshot, iteration, "the agent changed nothing")
                 return
             checks = inspect(changes, self._guard_settings())
+            touched = uncommitted_work(changes, self.state.dirty_files, self.state.backup_ref)
+            if touched is not None:
+                checks.append(touched)
             if not self._approved(number, checks, iteration):
                 self._roll_back(snapshot, iteration, "refused by the guard")
                 return
@@ -612,4 +644,5 @@ class Loop:
             files_modified=len({f for i in accepted for f in i.files}),
             lines_added=sum(i.lines_added for i in accepted),
             lines_removed=sum(i.lines_removed for i in accepted),
+            backup_ref=state.backup_ref,
         )

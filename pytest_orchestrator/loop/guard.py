@@ -25,6 +25,10 @@ name               risk      always  triggered by
 ``lines-removed``  medium    no      more than ``max_lines_removed`` lines removed in all
 =================  ========  ======  =====================================================
 
+With ``--orchestrate-allow-dirty`` the loop adds one more, :func:`uncommitted_work`:
+``uncommitted-work`` (high, always): the agent changed or deleted a file that held
+uncommitted changes when the loop started (the user's own unsaved work).
+
 The names are stable: reports and ``--orchestrate-confirm`` answers refer to them.
 A small change (one file, a few lines) triggers nothing.
 """
@@ -130,6 +134,27 @@ class GuardCheck:
     def needs_confirmation(self, settings: GuardSettings = DEFAULT_SETTINGS) -> bool:
         """Whether a human must confirm before the change is kept."""
         return self.always or risk_rank(self.risk) >= risk_rank(settings.confirm_at)
+
+
+def uncommitted_work(
+    changes: ChangeSet, dirty: Iterable[str], saved_as: str | None = None
+) -> GuardCheck | None:
+    """The ``uncommitted-work`` check: files of ``dirty`` (paths with uncommitted changes
+    when the loop started) that the agent modified or deleted; None when it touched none.
+
+    :param saved_as: where that work is saved (a git ref), named in the message.
+    """
+    dirty = set(dirty)
+    touched = [c.path for c in changes.changes if c.kind != "added" and c.path in dirty]
+    if not touched:
+        return None
+    where = f" (saved as {saved_as})" if saved_as else ""
+    return GuardCheck(
+        "uncommitted-work",
+        "high",
+        f"{_files(len(touched))} with your uncommitted changes edited{where}: {_paths(touched)}",
+        always=True,
+    )
 
 
 def riskiest(checks: Iterable[GuardCheck]) -> Risk | None:

@@ -105,12 +105,17 @@ def _one_line(text: bytes) -> str:
     return "no message"
 
 
-def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def _git(
+    root: Path, *args: str, check: bool = True, index: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``git -c core.quotepath=false ARGS`` in ``root``; raw stdout and stderr.
 
+    :param index: an index file to use instead of the repository's (``GIT_INDEX_FILE``).
     :raises SnapshotError: git is missing, timed out, or (with ``check``) exited non-zero.
     """
     env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
+    if index is not None:
+        env["GIT_INDEX_FILE"] = str(index)
     env["GIT_OPTIONAL_LOCKS"] = "0"  # git status must not rewrite the index
     env["GIT_TERMINAL_PROMPT"] = "0"
     argv = ["git", "-c", "core.quotepath=false", *args]
@@ -176,6 +181,44 @@ def is_dirty(root: Path) -> bool:
     top = git_root(root)
     done = _git(top, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
     return bool(done.stdout)
+
+
+def dirty_paths(root: Path) -> list[str]:
+    """Paths with uncommitted changes: tracked files modified, deleted or staged against
+    ``HEAD``, and untracked files that are not ignored (every one, not their directories).
+
+    :returns: POSIX paths relative to the top of the working tree, sorted.
+    :raises SnapshotError: not a git working tree, or git failed.
+    """
+    top = git_root(root)
+    done = _git(top, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    # v1 -z entries: "XY PATH\0" (git-status(1), "Porcelain Format Version 1")
+    return sorted({os.fsdecode(entry[3:]) for entry in done.stdout.split(b"\0") if len(entry) > 3})
+
+
+def backup(root: Path, ref: str, message: str) -> str:
+    """Save the working tree (tracked and untracked files, not ignored ones) as a commit.
+
+    The commit's parent is ``HEAD`` (none on an unborn branch); it is built in a temporary
+    index, so the user's index, working tree and branches are untouched, and it is kept by
+    ``ref`` (e.g. ``refs/pytest-orchestrator/ID``), out of ``git log`` and ``git stash``.
+    Restore from it with ``git restore --source=REF --worktree -- .``.
+
+    :returns: the commit's hash.
+    :raises SnapshotError: not a git working tree, or git failed.
+    """
+    top = git_root(root)
+    head, _ = _head(top)
+    with tempfile.TemporaryDirectory(prefix="pytest-orchestrator-backup-") as scratch:
+        index = Path(scratch) / "index"
+        _git(top, "read-tree", *([head] if head else ["--empty"]), index=index)
+        _git(top, "add", "--all", "--", ".", index=index)
+        tree = _git(top, "write-tree", index=index).stdout.decode().strip()
+    parents = ["-p", head] if head else []
+    done = _git(top, "commit-tree", tree, *parents, "-m", message)
+    commit = done.stdout.decode().strip()
+    _git(top, "update-ref", "-m", message, ref, commit)
+    return commit
 
 
 def _list_paths(root: Path) -> list[str]:

@@ -2,12 +2,74 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections import Counter
+from collections.abc import Mapping
+from urllib.parse import quote
 
-from pytest_orchestrator.models import Report, Severity
+from pytest_orchestrator.models import LoopSummary, Report, Severity
 from pytest_orchestrator.scoring import fmt
 
 TOP_FINDINGS = 25
+
+
+def link_base(report: Report, environ: Mapping[str, str]) -> str | None:
+    """Where findings link to inside GitHub Actions, else None.
+
+    ``{GITHUB_SERVER_URL}/{GITHUB_REPOSITORY}/blob/{GITHUB_SHA}/`` plus the rootdir's path
+    inside ``GITHUB_WORKSPACE`` (the checkout), so ``base + path + "#L" + line`` opens the
+    finding's line (GitHub's blob URLs; variables from "Default environment variables").
+    """
+    names = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_WORKSPACE")
+    if environ.get("GITHUB_ACTIONS") != "true" or not all(environ.get(n) for n in names):
+        return None
+    workspace = os.path.realpath(environ["GITHUB_WORKSPACE"])
+    rootdir = os.path.realpath(report.project.rootdir)
+    inside = os.path.relpath(rootdir, workspace).replace(os.sep, "/")
+    if inside == ".." or inside.startswith("../"):
+        return None
+    prefix = "" if inside == "." else quote(inside) + "/"
+    server = environ["GITHUB_SERVER_URL"].rstrip("/")
+    repository, sha = quote(environ["GITHUB_REPOSITORY"]), quote(environ["GITHUB_SHA"])
+    return f"{server}/{repository}/blob/{sha}/{prefix}"
+
+
+def score_chart(loop: LoopSummary) -> list[str]:
+    """A Mermaid ``xychart-beta`` block of the score per iteration ([] without iterations).
+
+    Bars: the score each iteration's re-audit reached (its start score when it never got
+    that far); line: the score kept after it (accepted iterations raise it). GitHub renders
+    Mermaid blocks in Markdown (mermaid.js "XY Chart" syntax, beta).
+    """
+    if not loop.iterations:
+        return []
+    kept = [loop.initial_score]
+    reached = [loop.initial_score]
+    for iteration in loop.iterations:
+        reached.append(
+            iteration.score_after if iteration.score_after is not None else iteration.score_before
+        )
+        kept.append(
+            iteration.score_after
+            if iteration.accepted and iteration.score_after is not None
+            else kept[-1]
+        )
+    low = max(0, math.floor(min(reached + kept) / 10) * 10 - 10)
+    labels = ", ".join(['"start"'] + [f'"{i.number}"' for i in loop.iterations])
+    return [
+        "```mermaid",
+        "xychart-beta",
+        '    title "Score per iteration"',
+        f"    x-axis [{labels}]",
+        f'    y-axis "score" {low} --> 100',
+        f"    bar [{', '.join(fmt(v) for v in reached)}]",
+        f"    line [{', '.join(fmt(v) for v in kept)}]",
+        "```",
+        "",
+        "Bars: the score each iteration reached; line: the score kept.",
+        "",
+    ]
 
 
 def _cell(text: str) -> str:
@@ -22,8 +84,12 @@ def _cell(text: str) -> str:
     )
 
 
-def render(report: Report) -> str:
-    """The report as GitHub-flavoured Markdown."""
+def render(report: Report, links: str | None = None) -> str:
+    """The report as GitHub-flavoured Markdown.
+
+    :param links: URL prefix that turns finding locations into links (``links + path +
+        "#L" + line``), e.g. from :func:`link_base`; None for plain text.
+    """
     verdict = report.verdict
     word = "PASSED" if verdict.passed else "FAILED"
     icon = ":white_check_mark:" if verdict.passed else ":x:"
@@ -46,6 +112,7 @@ def render(report: Report) -> str:
                 "",
                 *[f"- {_cell(line.strip())}" for line in report.loop.describe()],
                 "",
+                *score_chart(report.loop),
             ]
             if report.loop
             else []
@@ -100,8 +167,12 @@ def render(report: Report) -> str:
         ]
         for f in shown:
             where = f"{f.path}:{f.line}" if f.line else (f.path or "-")
+            location = f"`{_cell(where)}`"
+            if links and f.path:
+                anchor = f"#L{f.line}" if f.line else ""
+                location = f"[{location}]({links}{quote(f.path)}{anchor})"
             out.append(
-                f"| {f.severity.value} | {f.dimension} | `{_cell(where)}` | "
+                f"| {f.severity.value} | {f.dimension} | {location} | "
                 f"{_cell(f.rule_id)} | {_cell(f.message)} |"
             )
         out.append("")

@@ -30,11 +30,14 @@ from pytest_orchestrator.models import Severity
 from pytest_orchestrator.plugin import INI_ONLY, OPTIONS, enabled
 
 BUILTIN_DIMENSIONS = ("tests", "coverage", "lint", "security")
-REPORT_TYPES = ("terminal", "json", "junit", "markdown")
+REPORT_TYPES = ("terminal", "json", "junit", "markdown", "sarif", "github")
+#: Reports written to the terminal or the CI runner, never to a PATH of the user's.
+PATHLESS_REPORTS = ("terminal", "github")
 DEFAULT_REPORT_PATHS = {
     "json": "orchestrator-report.json",
     "junit": "orchestrator-junit.xml",
     "markdown": "orchestrator-report.md",
+    "sarif": "orchestrator-report.sarif",
 }
 DEFAULT_WEIGHTS = {"tests": 30.0, "coverage": 30.0, "lint": 20.0, "security": 20.0}
 #: Weight of a dimension that ``orchestrate_weights`` does not name (third-party auditors).
@@ -101,7 +104,7 @@ class ReportSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: Literal["terminal", "json", "junit", "markdown"]
+    type: Literal["terminal", "json", "junit", "markdown", "sarif", "github"]
     path: Path | None = None
 
 
@@ -169,6 +172,10 @@ class OrchestrationConfig(BaseModel):
     exec_command: str = "python -m pytest"
     exec_timeout: float = Field(3600.0, description="Seconds the remote run may take")
     path_map: tuple[str, ...] = ()
+    diff_base: str | None = Field(
+        None, description="Git ref whose merge base with HEAD starts the new code"
+    )
+    baseline: Path | None = Field(None, description="Earlier JSON report of the ratchet")
 
     @field_validator("target_score", mode="before")
     @classmethod
@@ -214,10 +221,10 @@ class OrchestrationConfig(BaseModel):
                     f"unknown report type {kind!r}; use {', '.join(REPORT_TYPES)}"
                     " (TYPE or TYPE:PATH)"
                 )
-            if kind == "terminal":
+            if kind in PATHLESS_REPORTS:
                 if raw_path:
-                    raise ValueError("the terminal report takes no PATH; write 'terminal'")
-                specs.append(ReportSpec(type="terminal"))
+                    raise ValueError(f"the {kind} report takes no PATH; write '{kind}'")
+                specs.append(ReportSpec(type=kind))
                 continue
             path = base / (raw_path or DEFAULT_REPORT_PATHS[kind])
             _check_writable(path)
@@ -387,6 +394,34 @@ class OrchestrationConfig(BaseModel):
         for item in items:
             PathMapping.parse(item, rootdir)
         return tuple(items)
+
+    @field_validator("diff_base", mode="before")
+    @classmethod
+    def _diff_base(cls, value: Any, info: ValidationInfo) -> str | None:
+        from pytest_orchestrator.newcode import DiffBaseError, resolve
+
+        text = str(value or "").strip()
+        if not text:
+            return None
+        try:
+            resolve(Path((info.context or {}).get("rootdir") or Path.cwd()), text)
+        except DiffBaseError as exc:
+            raise ValueError(str(exc)) from None
+        return text
+
+    @field_validator("baseline", mode="before")
+    @classmethod
+    def _baseline(cls, value: Any, info: ValidationInfo) -> Path | None:
+        from pytest_orchestrator.baseline import BaselineError, load
+
+        if value in (None, ""):
+            return None
+        path = Path((info.context or {}).get("invocation_dir") or Path.cwd()) / str(value)
+        try:
+            load(path)
+        except BaselineError as exc:
+            raise ValueError(str(exc)) from None
+        return path
 
     @model_validator(mode="after")
     def _agents_usable(self, info: ValidationInfo) -> OrchestrationConfig:

@@ -108,6 +108,13 @@ class CoverageFile(_Model):
     missing_branches: int = 0
     percent: float = Field(description="Percent covered, 0-100")
     missing_lines: str = Field("", description="Uncovered lines as ranges, e.g. '3-5, 9'")
+    missing_branch_arcs: list[tuple[int, int]] | None = Field(
+        None,
+        description="Branches not taken as [from line, to line] pairs (to < 0: exit from "
+        "the code object starting at line -to), as coverage.py's missing_branch_arcs; "
+        "None when branches were not measured or not recorded. Lets reports be merged "
+        "exactly (pytest-orchestrator merge)",
+    )
 
 
 class CoverageSummary(_Model):
@@ -180,8 +187,16 @@ class Verdict(_Model):
 
     passed: bool
     target: float
-    score: float
+    score: float = Field(
+        description="The score the target was compared with: the overall score, or the "
+        "new-code score when scope is 'new code'"
+    )
     conditions: list[GateCondition]
+    scope: Literal["overall", "new code"] = Field(
+        "overall",
+        description="What the score, fail-on and minimum conditions judged: the whole project, "
+        "or only the lines changed against --orchestrate-diff-base",
+    )
 
     @property
     def reasons(self) -> list[str]:
@@ -388,6 +403,82 @@ class LoopSummary(_Model):
         )
 
 
+class ChangedFile(_Model):
+    """One file changed against the diff base (``git diff --unified=0 MERGE-BASE``)."""
+
+    path: str = Field(description="POSIX path relative to the rootdir, as it is now")
+    status: Literal["added", "modified", "renamed", "deleted", "untracked"]
+    old_path: str | None = Field(None, description="The path before a rename")
+    binary: bool = Field(False, description="A binary file: no line is counted")
+    lines: str = Field("", description="New or modified lines as ranges, e.g. '3-5, 9'")
+    changed_lines: int = Field(0, ge=0, description="How many lines are new or modified")
+    executable_lines: int | None = Field(
+        None,
+        description="Executable statements among the changed lines (a changed line of a "
+        "multi-line statement counts as that statement); None when coverage did not measure "
+        "the file",
+    )
+    covered_lines: int | None = Field(None, description="Of those, the ones the tests ran")
+    uncovered_lines: str = Field(
+        "", description="Changed statements the tests did not run, as ranges of first lines"
+    )
+
+
+class NewCode(_Model):
+    """The new code: lines changed against ``--orchestrate-diff-base`` and how they fare.
+
+    Units: lines; percent 0-100 with 2 decimals. The gate's new-code conditions are in the
+    verdict (scope 'new code').
+    """
+
+    base: str = Field(description="The diff base as given, e.g. 'origin/main'")
+    merge_base: str = Field(description="Commit id of the merge base of the base and HEAD")
+    head: str = Field(description="Commit id of HEAD")
+    files: list[ChangedFile] = Field(default_factory=list)
+    changed_files: int = Field(0, ge=0)
+    changed_lines: int = Field(0, ge=0, description="New or modified lines in all files")
+    changed_python_lines: int = Field(
+        0, ge=0, description="Of those, in .py/.pyi files: the new code's size (KLOC)"
+    )
+    executable_lines: int = Field(0, ge=0, description="Changed executable statements")
+    covered_lines: int = Field(0, ge=0, description="Changed statements the tests ran")
+    diff_coverage: float | None = Field(
+        None,
+        description="100 * covered_lines / executable_lines; None with no changed executable "
+        "line or without coverage",
+    )
+    coverage_measured: bool = Field(False, description="Whether the coverage dimension ran")
+    findings: list[str] = Field(
+        default_factory=list, description="Fingerprints of the findings on new code"
+    )
+    findings_by_severity: dict[str, int] = Field(
+        default_factory=dict, description="Findings on new code per severity"
+    )
+    score: Score | None = Field(
+        None, description="The new-code score; None when no dimension could be scored"
+    )
+    deductions: list[Deduction] = Field(
+        default_factory=list, description="Per-dimension points lost on new code"
+    )
+    notes: list[str] = Field(default_factory=list)
+
+
+class BaselineComparison(_Model):
+    """This run against an earlier JSON report (``--orchestrate-baseline``): the ratchet."""
+
+    path: str = Field(description="The baseline report's path")
+    created: datetime = Field(description="When the baseline report was made")
+    score: float = Field(description="The baseline's overall score")
+    coverage: float | None = Field(None, description="The baseline's coverage percent")
+    new_findings: int = Field(
+        0, ge=0, description="Findings whose fingerprint the baseline lacks (or has fewer of)"
+    )
+    new_fingerprints: list[str] = Field(
+        default_factory=list, description="The first of them, worst severity first"
+    )
+    fixed_findings: int = Field(0, ge=0, description="Baseline findings gone in this run")
+
+
 class Report(_Model):
     """The JSON report (schema ``SCHEMA_VERSION``)."""
 
@@ -403,6 +494,8 @@ class Report(_Model):
     remote: RemoteRun | None = Field(None, description="Set when the tests ran remotely")
     agents: AgentUsage | None = Field(None, description="Set when an AI agent was called")
     loop: LoopSummary | None = Field(None, description="Set when gap closure ran")
+    new_code: NewCode | None = Field(None, description="Set with --orchestrate-diff-base")
+    baseline: BaselineComparison | None = Field(None, description="Set with --orchestrate-baseline")
 
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""

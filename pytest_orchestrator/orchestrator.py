@@ -207,8 +207,39 @@ class Orchestrator:
         score = self.config.hook.pytest_orchestrator_score(
             config=self.config, results=results, settings=self.settings
         )
-        verdict = evaluate_gate(score, results, self.settings)
         settings = self.settings
+        failed: list[GateCondition] = []
+        new_code, new_results = None, []
+        if settings.diff_base:
+            # the new code of the tree as it is now (after gap closure, its final state)
+            from pytest_orchestrator.newcode import DiffBaseError, assess
+
+            try:
+                assessment = assess(self.config, settings, results, settings.diff_base)
+            except DiffBaseError as exc:
+                failed.append(GateCondition(name="new code", passed=False, message=str(exc)))
+            else:
+                new_code, new_results = assessment.summary, assessment.results
+                if new_results:
+                    new_code.score = self.config.hook.pytest_orchestrator_score(
+                        config=self.config, results=new_results, settings=settings
+                    )
+        comparison = None
+        if settings.baseline is not None:
+            from pytest_orchestrator.baseline import BaselineError, compare, load
+
+            every = sorted(
+                (f for r in results for f in r.findings),
+                key=lambda f: (f.severity.rank, f.dimension, f.path or "", f.line or 0),
+            )
+            try:
+                comparison = compare(settings.baseline, load(settings.baseline), every)
+            except BaselineError as exc:
+                failed.append(GateCondition(name="baseline", passed=False, message=str(exc)))
+        verdict = evaluate_gate(score, results, settings, new_code, new_results, comparison)
+        if failed:
+            verdict.conditions += failed
+            verdict.passed = False
         dimensions = [r.dimension for r in results]
         return Report(
             tool=ToolInfo(version=__version__),
@@ -228,6 +259,8 @@ class Orchestrator:
             verdict=verdict,
             remote=self._remote_summary(),
             agents=self._agent_usage(),
+            new_code=new_code,
+            baseline=comparison,
         )
 
     def finish(self, session: pytest.Session) -> None:
@@ -360,3 +393,12 @@ class Orchestrator:
         for spec in self.settings.reports:
             if spec.path is not None:
                 terminalreporter.write_line(f"{spec.type} report: {spec.path}")
+        if any(spec.type == "github" for spec in self.settings.reports):
+            from pytest_orchestrator.reports.github import publish
+
+            publish(
+                report,
+                os.environ,
+                terminalreporter.write_line,
+                {s.type: s.path for s in self.settings.reports if s.path is not None},
+            )

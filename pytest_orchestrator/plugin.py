@@ -71,7 +71,8 @@ OPTIONS = (
         "orchestrate_report",
         "orchestrate_report",
         "reports",
-        "Report to write: terminal, json, junit or markdown, optionally TYPE:PATH; "
+        "Report to write: terminal, json, junit, markdown, sarif or github (annotations and "
+        "step summary inside GitHub Actions), optionally TYPE:PATH; "
         "repeatable (default: terminal)",
         "TYPE[:PATH]",
         "append",
@@ -184,6 +185,24 @@ OPTIONS = (
         "repeatable (default: the container's working directory is the rootdir)",
         "REMOTE=LOCAL",
         "append",
+    ),
+    Option(
+        "--orchestrate-diff-base",
+        "orchestrate_diff_base",
+        "orchestrate_diff_base",
+        "diff_base",
+        "Judge only new code: the lines changed since the merge base of REF and HEAD, plus "
+        "uncommitted and untracked files (new-code score, findings, diff coverage)",
+        "REF",
+    ),
+    Option(
+        "--orchestrate-baseline",
+        "orchestrate_baseline",
+        "orchestrate_baseline",
+        "baseline",
+        "Ratchet against an earlier JSON report: fail when the score or coverage drops "
+        "below it or a finding it lacks appears",
+        "PATH",
     ),
 )
 

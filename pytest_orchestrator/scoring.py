@@ -25,10 +25,12 @@ from pytest_orchestrator.config import OrchestrationConfig
 from pytest_orchestrator.models import (
     SCORE_DIGITS,
     AuditResult,
+    BaselineComparison,
     Deduction,
     DimensionScore,
     Finding,
     GateCondition,
+    NewCode,
     Score,
     Severity,
     Verdict,
@@ -150,48 +152,96 @@ def overall_score(results: Sequence[AuditResult], settings: OrchestrationConfig)
 
 
 def evaluate_gate(
-    score: Score, results: Sequence[AuditResult], settings: OrchestrationConfig
+    score: Score,
+    results: Sequence[AuditResult],
+    settings: OrchestrationConfig,
+    new_code: NewCode | None = None,
+    new_results: Sequence[AuditResult] = (),
+    baseline: BaselineComparison | None = None,
 ) -> Verdict:
     """The quality gate: overall >= target, no fail-on finding, per-dimension minimums.
 
     Compares the rounded figures it prints (``SCORE_DIGITS`` decimals), so a printed
     "89.99 < 90.00" is always a failure and a printed "90.00" always meets 90.
+
+    :param new_code: with ``--orchestrate-diff-base``, the new code (``newcode.assess``).
+        The gate then judges only it: the target applies to the new-code score, fail-on to
+        the findings on new code (failing tests always count), each minimum to the new-code
+        dimension score (the coverage minimum to the diff coverage, stated with the number
+        of changed executable lines, and "not applicable" when there is none); the overall
+        figures are reported for information. Unavailable dimensions are judged as usual.
+    :param new_results: the new-code audit results (``newcode.Assessment.results``).
+    :param baseline: with ``--orchestrate-baseline``, the ratchet's comparison; its
+        conditions (score, new findings, coverage) are added.
     """
     target = round(settings.target_score, SCORE_DIGITS)
+    if new_code is None:
+        conditions = _conditions(score.overall, results, settings, target)
+        judged = score.overall
+    else:
+        conditions = _new_code_conditions(score, new_code, new_results, settings, target)
+        judged = new_code.score.overall if new_code.score is not None else score.overall
+    if baseline is not None:
+        conditions += _baseline_conditions(baseline, score, results)
+    return Verdict(
+        passed=all(c.passed for c in conditions),
+        target=target,
+        score=judged,
+        conditions=conditions,
+        scope="overall" if new_code is None else "new code",
+    )
+
+
+def _fail_on(
+    findings: Sequence[Finding], settings: OrchestrationConfig, where: str
+) -> GateCondition:
+    names = ", ".join(s.value for s in settings.fail_on)
+    blocking = [f for f in findings if f.severity in settings.fail_on]
+    if blocking:
+        by_sev = Counter(f.severity.value for f in blocking)
+        counts = ", ".join(f"{n} {sev}" for sev, n in sorted(by_sev.items()))
+        message = f"{counts} finding(s) at a failing severity ({names}){where}"
+    else:
+        message = f"no finding at a failing severity ({names}){where}"
+    name = "new-code fail-on" if where else "fail-on"
+    return GateCondition(name=name, passed=not blocking, message=message)
+
+
+def _available(result: AuditResult, settings: OrchestrationConfig) -> GateCondition:
+    rule = settings.unavailable
+    return GateCondition(
+        name=f"{result.dimension} available",
+        passed=rule != "fail",
+        message=f"{result.dimension} {result.status} ({result.reason}); "
+        + {
+            "skip": "left out of the score",
+            "zero": "counted as 0",
+            "fail": "orchestrate_unavailable = fail",
+        }[rule],
+    )
+
+
+def _conditions(
+    overall: float,
+    results: Sequence[AuditResult],
+    settings: OrchestrationConfig,
+    target: float,
+) -> list[GateCondition]:
+    """The conditions on the whole project."""
     conditions = [
         GateCondition(
             name="target score",
-            passed=score.overall >= target,
-            message=f"overall score {fmt(score.overall)} "
-            f"{'>=' if score.overall >= target else '<'} target {fmt(target)}",
+            passed=overall >= target,
+            message=f"overall score {fmt(overall)} "
+            f"{'>=' if overall >= target else '<'} target {fmt(target)}",
         )
     ]
     if settings.fail_on:
-        names = ", ".join(s.value for s in settings.fail_on)
-        blocking = [f for r in results for f in r.findings if f.severity in settings.fail_on]
-        if blocking:
-            by_sev = Counter(f.severity.value for f in blocking)
-            counts = ", ".join(f"{n} {sev}" for sev, n in sorted(by_sev.items()))
-            message = f"{counts} finding(s) at a failing severity ({names})"
-        else:
-            message = f"no finding at a failing severity ({names})"
-        conditions.append(GateCondition(name="fail-on", passed=not blocking, message=message))
+        conditions.append(_fail_on([f for r in results for f in r.findings], settings, ""))
     for result in results:
         minimum = settings.min_scores.get(result.dimension)
         if result.status != "ok":
-            rule = settings.unavailable
-            conditions.append(
-                GateCondition(
-                    name=f"{result.dimension} available",
-                    passed=rule != "fail",
-                    message=f"{result.dimension} {result.status} ({result.reason}); "
-                    + {
-                        "skip": "left out of the score",
-                        "zero": "counted as 0",
-                        "fail": "orchestrate_unavailable = fail",
-                    }[rule],
-                )
-            )
+            conditions.append(_available(result, settings))
             continue
         if minimum is None or result.score is None:
             continue
@@ -204,9 +254,126 @@ def evaluate_gate(
                 f"{'>=' if ok else '<'} minimum {fmt(minimum)}",
             )
         )
-    return Verdict(
-        passed=all(c.passed for c in conditions),
-        target=target,
-        score=score.overall,
-        conditions=conditions,
+    return conditions
+
+
+def _new_code_conditions(
+    score: Score,
+    new_code: NewCode,
+    new_results: Sequence[AuditResult],
+    settings: OrchestrationConfig,
+    target: float,
+) -> list[GateCondition]:
+    """The conditions on the new code (see :func:`evaluate_gate`)."""
+    from pytest_orchestrator.newcode import plural, size_words
+
+    size = size_words(new_code)
+    if new_code.score is None:
+        target_condition = GateCondition(
+            name="new-code target score",
+            passed=True,
+            message=f"no new-code score: no dimension could be scored on the {size}; "
+            f"target not applicable (overall {fmt(score.overall)}, for information)",
+        )
+    else:
+        value = new_code.score.overall
+        target_condition = GateCondition(
+            name="new-code target score",
+            passed=value >= target,
+            message=f"new-code score {fmt(value)} {'>=' if value >= target else '<'} "
+            f"target {fmt(target)} on {size} (overall {fmt(score.overall)}, for information)",
+        )
+    conditions = [target_condition]
+    if settings.fail_on:
+        findings = [f for r in new_results for f in r.findings]
+        conditions.append(_fail_on(findings, settings, " on new code"))
+    scored = {r.dimension for r in new_results}
+    coverage_min = settings.min_scores.get("coverage")
+    if new_code.coverage_measured and "coverage" not in scored and coverage_min is not None:
+        conditions.append(
+            GateCondition(
+                name="diff coverage minimum",
+                passed=True,
+                message=f"no changed executable lines: diff coverage condition not applicable "
+                f"({size})",
+            )
+        )
+    for result in new_results:
+        minimum = settings.min_scores.get(result.dimension)
+        if result.status != "ok":
+            conditions.append(_available(result, settings))
+            continue
+        if minimum is None or result.score is None:
+            continue
+        ok = result.score >= round(minimum, SCORE_DIGITS)
+        relation = f"{'>=' if ok else '<'} minimum {fmt(minimum)}"
+        if result.dimension == "coverage":
+            name = "diff coverage minimum"
+            message = (
+                f"diff coverage {fmt(result.score)} {relation} on "
+                f"{plural(new_code.executable_lines, 'changed executable line')} ({size})"
+            )
+        elif result.dimension == "tests":
+            name = "tests minimum"
+            message = f"tests {fmt(result.score)} {relation} (all tests, whatever changed)"
+        else:
+            name = f"{result.dimension} new-code minimum"
+            message = f"{result.dimension} {fmt(result.score)} {relation} on new code"
+        conditions.append(GateCondition(name=name, passed=ok, message=message))
+    return conditions
+
+
+def _baseline_conditions(
+    baseline: BaselineComparison, score: Score, results: Sequence[AuditResult]
+) -> list[GateCondition]:
+    """The ratchet: score, new findings and coverage against the baseline report."""
+    ok = score.overall >= baseline.score
+    conditions = [
+        GateCondition(
+            name="baseline score",
+            passed=ok,
+            message=f"overall score {fmt(score.overall)} {'>=' if ok else '<'} baseline "
+            f"{fmt(baseline.score)}"
+            + ("" if ok else f": it dropped {fmt(baseline.score - score.overall)}"),
+        )
+    ]
+    if baseline.new_findings:
+        by_fingerprint = {f.fingerprint: f for r in results for f in r.findings}
+        shown = []
+        for print_ in baseline.new_fingerprints[:5]:
+            finding = by_fingerprint.get(print_)
+            if finding is None:
+                shown.append(print_)
+                continue
+            where = (finding.path or "-") + (f":{finding.line}" if finding.line else "")
+            shown.append(f"{finding.severity.value} {finding.rule_id} {where} [{print_}]")
+        more = baseline.new_findings - len(shown)
+        message = (
+            f"{baseline.new_findings} new finding(s) the baseline lacks: {'; '.join(shown)}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
+    else:
+        message = f"no finding the baseline lacks ({baseline.fixed_findings} fixed)"
+    conditions.append(
+        GateCondition(name="baseline findings", passed=not baseline.new_findings, message=message)
     )
+    coverage = next((r for r in results if r.dimension == "coverage"), None)
+    if baseline.coverage is None:
+        passed, message = (
+            True,
+            "the baseline has no coverage figure: coverage ratchet not applicable",
+        )
+    elif coverage is None:
+        passed, message = True, "coverage not audited in this run: coverage ratchet not applicable"
+    elif coverage.status != "ok" or coverage.score is None:
+        passed = False
+        message = (
+            f"coverage {coverage.status} in this run ({coverage.reason}), so it cannot be "
+            f"compared with the baseline's {fmt(baseline.coverage)}"
+        )
+    else:
+        now = coverage.coverage.percent if coverage.coverage is not None else coverage.score
+        passed = now >= baseline.coverage
+        message = f"coverage {fmt(now)} {'>=' if passed else '<'} baseline {fmt(baseline.coverage)}"
+    conditions.append(GateCondition(name="baseline coverage", passed=passed, message=message))
+    return conditions

@@ -28,11 +28,15 @@ PASSING = "def test_ok():\n    assert True\n"
         (
             ["--orchestrate-report=pdf"],
             "ERROR: --orchestrate-report: unknown report type 'pdf';"
-            " use terminal, json, junit, markdown (TYPE or TYPE:PATH)",
+            " use terminal, json, junit, markdown, sarif, github (TYPE or TYPE:PATH)",
         ),
         (
             ["--orchestrate-report=terminal:x.txt"],
             "ERROR: --orchestrate-report: the terminal report takes no PATH*",
+        ),
+        (
+            ["--orchestrate-report=github:x.txt"],
+            "ERROR: --orchestrate-report: the github report takes no PATH; write 'github'",
         ),
         (
             ["--orchestrate-fail-on=P0,P9"],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
+from pytest_orchestrator.auditors.base import AuditContext, Auditor
 from pytest_orchestrator.auditors.measure import MEASUREMENT_KEY, WORKER_KEY, Measurement, cwd
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import (
@@ -17,6 +18,7 @@ from pytest_orchestrator.models import (
     CoverageSummary,
     Finding,
     Severity,
+    fingerprint,
 )
 from pytest_orchestrator.scoring import deductions_for
 from pytest_orchestrator.severity import tool_severity
@@ -45,7 +47,8 @@ class WorkerCoverage:
         session.config.workeroutput[WORKER_KEY] = data  # type: ignore[attr-defined]
 
 
-def _ranges(lines: list[int]) -> str:
+def line_ranges(lines: list[int]) -> str:
+    """Sorted line numbers as ranges: [3, 4, 5, 9] -> '3-5, 9' (only consecutive numbers join)."""
     out: list[str] = []
     start = prev = None
     for line in sorted(lines):
@@ -59,6 +62,24 @@ def _ranges(lines: list[int]) -> str:
     if start is not None:
         out.append(f"{start}-{prev}" if start != prev else f"{start}")
     return ", ".join(out)
+
+
+def parse_line_ranges(text: str) -> set[int]:
+    """The inverse of :func:`line_ranges`: '3-5, 9' -> {3, 4, 5, 9}.
+
+    :raises ValueError: ``text`` is not comma-separated numbers and ``A-B`` ranges.
+    """
+    out: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, sep, high = part.partition("-")
+        first, last = int(low), int(high) if sep else int(low)
+        if first < 1 or last < first:
+            raise ValueError(f"bad line range {part!r}")
+        out.update(range(first, last + 1))
+    return out
 
 
 class CoverageAuditor(Auditor):
@@ -136,7 +157,8 @@ class CoverageAuditor(Auditor):
                             branches=numbers.n_branches,
                             missing_branches=numbers.n_missing_branches,
                             percent=round(numbers.pc_covered, 2),
-                            missing_lines=_ranges(sorted(analysis.missing)),
+                            missing_lines=line_ranges(sorted(analysis.missing)),
+                            missing_branch_arcs=_missing_arcs(analysis),
                         )
                     )
             except CoverageException as exc:
@@ -156,79 +178,116 @@ class CoverageAuditor(Auditor):
         files: list[CoverageFile],
         notes: list[str],
     ) -> AuditResult:
-        statements = sum(f.statements for f in files)
-        branches = sum(f.branches for f in files)
-        missing = sum(f.missing for f in files)
-        missing_branches = sum(f.missing_branches for f in files)
-        total = statements + branches
-        percent = 100.0 * (total - missing - missing_branches) / total if total else 100.0
-        score = round(percent, 2)
-        lost = []
-        for f in files:
-            if f.missing or f.missing_branches:
-                what = f"{f.missing} of {f.statements} lines"
-                if f.branches:
-                    what += f" and {f.missing_branches} of {f.branches} branches"
-                lost.append(
-                    (
-                        f"{f.path}: {what} not covered",
-                        100.0 * (f.missing + f.missing_branches) / total,
-                        f.missing + f.missing_branches,
-                    )
-                )
-        return AuditResult(
-            dimension=self.dimension,
-            status="ok",
-            score=score,
-            findings=self._findings(context, files),
-            deductions=deductions_for(self.dimension, lost, score),
-            tool=self.tool,
-            tool_version=_coverage_version(),
+        return coverage_result(
+            files,
+            measured_by=measurement.measured_by,
+            core=measurement.core,
             notes=notes,
-            coverage=CoverageSummary(
-                percent=score,
-                statements=statements,
-                missing=missing,
-                branches=branches,
-                missing_branches=missing_branches,
-                measured_by=measurement.measured_by,
-                core=measurement.core,
-                files=files,
-            ),
+            severity_map=context.settings.severity_map,
         )
 
-    def _findings(self, context: AuditContext, files: list[CoverageFile]) -> list[Finding]:
-        findings = []
-        overrides = context.settings.severity_map
-        for f in files:
-            if f.statements and f.missing == f.statements:
-                rule, default = "uncovered-file", Severity.P2
-                message = f"no line of {f.path} ran under the tests (0 of {f.statements} lines)"
-                line = None
-            elif f.missing or f.missing_branches:
-                rule, default = "uncovered-lines", Severity.P3
-                message = f"{f.missing} of {f.statements} lines not covered: {f.missing_lines}"
-                if f.missing_branches:
-                    message += f" ({f.missing_branches} branches not taken)"
-                first = f.missing_lines.split("-")[0].split(",")[0].strip()
-                line = int(first) if first.isdigit() else None
-            else:
-                continue
-            findings.append(
-                make_finding(
-                    context,
-                    dimension=self.dimension,
-                    severity=tool_severity("coverage", rule, default, overrides),
-                    rule_id=rule,
-                    message=message,
-                    path=f.path,
-                    line=line,
-                    tool=self.tool,
-                    anchor=f.path,
-                    recommendation="write tests that exercise these lines",
+
+def _missing_arcs(analysis: Any) -> list[tuple[int, int]] | None:
+    """Branch arcs not taken, ``(from line, to line)``; None without branch measurement."""
+    if not analysis.has_arcs:
+        return None
+    arcs = analysis.missing_branch_arcs()
+    return sorted((src, dst) for src, dsts in arcs.items() for dst in dsts)
+
+
+def coverage_result(
+    files: list[CoverageFile],
+    *,
+    measured_by: Literal["pytest-orchestrator", "pytest-cov", "coverage"],
+    core: str | None,
+    notes: list[str],
+    severity_map: Mapping[str, Severity],
+) -> AuditResult:
+    """The coverage dimension's result from per-file numbers (also used by ``merge``).
+
+    Score = ``100 * (executed lines + executed branches) / (lines + branches)`` over
+    ``files``, with one deduction per file with something uncovered and the findings of
+    :func:`coverage_findings`.
+    """
+    statements = sum(f.statements for f in files)
+    branches = sum(f.branches for f in files)
+    missing = sum(f.missing for f in files)
+    missing_branches = sum(f.missing_branches for f in files)
+    total = statements + branches
+    percent = 100.0 * (total - missing - missing_branches) / total if total else 100.0
+    score = round(percent, 2)
+    lost = []
+    for f in files:
+        if f.missing or f.missing_branches:
+            what = f"{f.missing} of {f.statements} lines"
+            if f.branches:
+                what += f" and {f.missing_branches} of {f.branches} branches"
+            lost.append(
+                (
+                    f"{f.path}: {what} not covered",
+                    100.0 * (f.missing + f.missing_branches) / total,
+                    f.missing + f.missing_branches,
                 )
             )
-        return findings
+    return AuditResult(
+        dimension=CoverageAuditor.dimension,
+        status="ok",
+        score=score,
+        findings=coverage_findings(files, severity_map),
+        deductions=deductions_for(CoverageAuditor.dimension, lost, score),
+        tool=CoverageAuditor.tool,
+        tool_version=_coverage_version(),
+        notes=notes,
+        coverage=CoverageSummary(
+            percent=score,
+            statements=statements,
+            missing=missing,
+            branches=branches,
+            missing_branches=missing_branches,
+            measured_by=measured_by,
+            core=core,
+            files=files,
+        ),
+    )
+
+
+def coverage_findings(
+    files: list[CoverageFile], severity_map: Mapping[str, Severity]
+) -> list[Finding]:
+    """A P2 ``uncovered-file`` finding per file no test ran, a P3 ``uncovered-lines`` one
+    per file with some lines (or branches) not covered; ``severity_map`` may override both.
+
+    The fingerprint follows the file's path (``files`` hold rootdir-relative paths).
+    """
+    findings = []
+    for f in files:
+        if f.statements and f.missing == f.statements:
+            rule, default = "uncovered-file", Severity.P2
+            message = f"no line of {f.path} ran under the tests (0 of {f.statements} lines)"
+            line = None
+        elif f.missing or f.missing_branches:
+            rule, default = "uncovered-lines", Severity.P3
+            message = f"{f.missing} of {f.statements} lines not covered: {f.missing_lines}"
+            if f.missing_branches:
+                message += f" ({f.missing_branches} branches not taken)"
+            first = f.missing_lines.split("-")[0].split(",")[0].strip()
+            line = int(first) if first.isdigit() else None
+        else:
+            continue
+        findings.append(
+            Finding(
+                dimension=CoverageAuditor.dimension,
+                severity=tool_severity("coverage", rule, default, severity_map),
+                rule_id=rule,
+                message=message,
+                path=f.path,
+                line=line,
+                tool=CoverageAuditor.tool,
+                recommendation="write tests that exercise these lines",
+                fingerprint=fingerprint(rule, f.path, f.path),
+            )
+        )
+    return findings
 
 
 def _coverage_version() -> str:

@@ -127,29 +127,40 @@ class TestsAuditor(Auditor):
         return out
 
     def finish(self, context: AuditContext) -> AuditResult:
-        summary = self.summary()
-        findings = self.findings(context)
-        if summary.counted == 0:
-            result = self.unavailable(
-                "no test ran (every test was skipped, deselected or none was collected)"
-            )
-            result.tests = summary
-            result.findings = findings
-            return result
-        good = summary.passed + summary.xpassed
-        score = round(100.0 * good / summary.counted, 2)
-        bad = [
-            (f"{summary.failed} failed of {summary.counted} tests", summary.failed, summary.failed),
-            (f"{summary.errors} errors of {summary.counted} tests", summary.errors, summary.errors),
-        ]
-        lost = [(reason, 100.0 * n / summary.counted, count) for reason, n, count in bad]
+        return tests_result(self.summary(), self.findings(context), pytest.__version__)
+
+
+def tests_result(summary: TestSummary, findings: list[Finding], version: str | None) -> AuditResult:
+    """The tests dimension's result from the outcome counts (also used by ``merge``).
+
+    Score = ``100 * (passed + xpassed) / (passed + xpassed + failed + errors)``; with no
+    counted test the dimension is unavailable.
+
+    :param version: pytest's version, recorded as the tool version.
+    """
+    if summary.counted == 0:
         return AuditResult(
-            dimension=self.dimension,
-            status="ok",
-            score=score,
-            findings=findings,
-            deductions=deductions_for(self.dimension, lost, score),
-            tool=self.tool,
-            tool_version=pytest.__version__,
+            dimension=TestsAuditor.dimension,
+            status="unavailable",
+            reason="no test ran (every test was skipped, deselected or none was collected)",
+            tool=TestsAuditor.tool,
             tests=summary,
+            findings=findings,
         )
+    good = summary.passed + summary.xpassed
+    score = round(100.0 * good / summary.counted, 2)
+    bad = [
+        (f"{summary.failed} failed of {summary.counted} tests", summary.failed, summary.failed),
+        (f"{summary.errors} errors of {summary.counted} tests", summary.errors, summary.errors),
+    ]
+    lost = [(reason, 100.0 * n / summary.counted, count) for reason, n, count in bad]
+    return AuditResult(
+        dimension=TestsAuditor.dimension,
+        status="ok",
+        score=score,
+        findings=findings,
+        deductions=deductions_for(TestsAuditor.dimension, lost, score),
+        tool=TestsAuditor.tool,
+        tool_version=version,
+        tests=summary,
+    )

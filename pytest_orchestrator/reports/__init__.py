@@ -1,4 +1,4 @@
-"""Report writers: terminal, json, junit, markdown. Files are written atomically."""
+"""Report writers: terminal, json, junit, markdown, sarif, github. Files are written atomically."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def render_file(report: Report, kind: str) -> bytes:
-    """The bytes of a file report of type ``kind`` (json, junit or markdown)."""
+    """The bytes of a file report of type ``kind`` (json, junit, markdown or sarif)."""
     if kind == "json":
         from pytest_orchestrator.reports.jsonreport import render as render_json
 
@@ -58,9 +58,14 @@ def render_file(report: Report, kind: str) -> bytes:
 
         return render_junit(report)
     if kind == "markdown":
+        from pytest_orchestrator.reports.markdown import link_base
         from pytest_orchestrator.reports.markdown import render as render_markdown
 
-        return render_markdown(report).encode("utf-8")
+        return render_markdown(report, link_base(report, os.environ)).encode("utf-8")
+    if kind == "sarif":
+        from pytest_orchestrator.reports.sarif import render as render_sarif
+
+        return render_sarif(report)
     raise ValueError(f"no file report of type {kind!r}")
 
 

@@ -8,10 +8,15 @@ from collections import Counter
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from pytest_orchestrator.baseline import describe as describe_baseline
 from pytest_orchestrator.models import LoopSummary, Report, Severity
+from pytest_orchestrator.newcode import describe as describe_new_code
+from pytest_orchestrator.newcode import new_code_scores, size_words
 from pytest_orchestrator.scoring import fmt
 
 TOP_FINDINGS = 25
+#: Changed files listed in the new-code section (all are in the JSON report).
+CHANGED_FILES = 100
 
 
 def link_base(report: Report, environ: Mapping[str, str]) -> str | None:
@@ -84,6 +89,80 @@ def _cell(text: str) -> str:
     )
 
 
+def _score_line(report: Report) -> str:
+    """The score the gate judged, bold: overall, or new code with the overall beside it."""
+    verdict, new = report.verdict, report.new_code
+    if verdict.scope != "new code" or new is None:
+        return f"**Score {fmt(report.score.overall)}** (target {fmt(verdict.target)})"
+    judged = fmt(new.score.overall) if new.score is not None else "not applicable"
+    return (
+        f"**New-code score {judged}** (target {fmt(verdict.target)}) on "
+        f"{size_words(new)}; overall {fmt(report.score.overall)},"
+    )
+
+
+def _new_code_section(report: Report) -> list[str]:
+    """Overall and new-code figures side by side, and the changed files."""
+    new = report.new_code
+    if new is None:
+        return []
+    scores = new_code_scores(report) or {}
+    out = [
+        "",
+        "## New code",
+        "",
+        f"Against `{_cell(new.base)}` (merge base `{new.merge_base[:12]}`): "
+        f"{size_words(new)} ({new.changed_python_lines} in Python files)."
+        + (
+            " The gate judges the new code; the overall figures are for information."
+            if report.verdict.scope == "new code"
+            else ""
+        ),
+        "",
+        "| dimension | overall | new code |",
+        "|---|---:|---:|",
+    ]
+    for audit in report.audits:
+        overall = fmt(audit.score) if audit.score is not None else "-"
+        out.append(f"| {audit.dimension} | {overall} | {scores.get(audit.dimension, '-')} |")
+    out += [
+        f"| **overall** | **{fmt(report.score.overall)}** | **{scores.get('overall', '-')}** |",
+        "",
+    ]
+    out += [f"- {_cell(line.strip())}" for line in describe_new_code(new)[1:]]
+    if new.files:
+        out += [
+            "",
+            "| file | status | changed lines | executable | covered | not covered |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for item in new.files[:CHANGED_FILES]:
+            status = item.status + (" (binary)" if item.binary else "")
+            if item.old_path:
+                status += f" from `{_cell(item.old_path)}`"
+            out.append(
+                f"| `{_cell(item.path)}` | {status} | {item.changed_lines} | "
+                f"{item.executable_lines if item.executable_lines is not None else '-'} | "
+                f"{item.covered_lines if item.covered_lines is not None else '-'} | "
+                f"{_cell(item.uncovered_lines)} |"
+            )
+        if len(new.files) > CHANGED_FILES:
+            out += ["", f"{len(new.files) - CHANGED_FILES} more changed files in the JSON report."]
+    return out
+
+
+def _baseline_section(report: Report) -> list[str]:
+    """The ratchet's figures: the baseline's and this run's."""
+    comparison = report.baseline
+    if comparison is None:
+        return []
+    out = ["", "## Baseline", "", f"- {_cell(describe_baseline(comparison, report))}"]
+    if comparison.new_fingerprints:
+        shown = ", ".join(f"`{_cell(p)}`" for p in comparison.new_fingerprints)
+        out.append(f"- new fingerprints: {shown}")
+    return out
+
+
 def render(report: Report, links: str | None = None) -> str:
     """The report as GitHub-flavoured Markdown.
 
@@ -97,7 +176,7 @@ def render(report: Report, links: str | None = None) -> str:
     out = [
         f"# Quality gate {word} {icon}",
         "",
-        f"**Score {fmt(report.score.overall)}** (target {fmt(verdict.target)}) for "
+        f"{_score_line(report)} for "
         f"`{_cell(project.name)}`: {project.files} Python files, "
         f"{project.lines_of_code} lines of code"
         + (f", {', '.join(project.frameworks)}" if project.frameworks else "")
@@ -122,6 +201,7 @@ def render(report: Report, links: str | None = None) -> str:
     ]
     for condition in verdict.conditions:
         out.append(f"- {'✅' if condition.passed else '❌'} {_cell(condition.message)}")
+    out += _new_code_section(report) + _baseline_section(report)
     out += [
         "",
         "## Dimensions",

@@ -15,7 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pytest_orchestrator.baseline import describe as describe_baseline
 from pytest_orchestrator.models import Report, Severity
+from pytest_orchestrator.newcode import describe as describe_new_code
+from pytest_orchestrator.newcode import new_code_scores, score_words
 from pytest_orchestrator.scoring import fmt
 
 TOP_FINDINGS = 10
@@ -65,6 +68,28 @@ def _table(report: Report, markup: bool) -> Table:
     return table
 
 
+def _new_code_table(report: Report, markup: bool) -> Table:
+    """Overall and new-code scores side by side, per dimension and overall."""
+    new = new_code_scores(report) or {}
+    table = Table(box=box.SIMPLE if markup else box.ASCII, pad_edge=False)
+    table.add_column("dimension")
+    table.add_column("overall", justify="right")
+    table.add_column("new code", justify="right")
+    for audit in report.audits:
+        table.add_row(
+            audit.dimension,
+            fmt(audit.score) if audit.score is not None else "-",
+            new.get(audit.dimension, "-"),
+        )
+    table.add_section()
+    table.add_row(
+        "[bold]overall[/]",
+        f"[bold]{fmt(report.score.overall)}[/]",
+        f"[bold]{new.get('overall', '-')}[/]",
+    )
+    return table
+
+
 def render(report: Report, markup: bool = False, width: int = 100, verbosity: int = 0) -> str:
     """The terminal report as text (with ANSI styles when ``markup``).
 
@@ -83,9 +108,7 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
     )
     verdict = report.verdict
     word = "[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"
-    verdict_line = (
-        f"Quality gate {word}: score {fmt(report.score.overall)} (target {fmt(verdict.target)})"
-    )
+    verdict_line = f"Quality gate {word}: {escape(score_words(report))}"
     if verbosity < -1:
         console.print(verdict_line)
         return buffer.getvalue()
@@ -115,6 +138,13 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
             if audit.status == "error":
                 for note in audit.notes:
                     console.print(f"    {escape(note)}")
+    if report.new_code is not None:
+        console.print("[bold]New code[/] (the gate judges it; overall for information):")
+        console.print(_new_code_table(report, markup))
+        for line in describe_new_code(report.new_code):
+            console.print(f"  {escape(line)}")
+    if report.baseline is not None:
+        console.print(escape(describe_baseline(report.baseline, report)))
     console.print(f"Points lost ({fmt(100 - report.score.overall)} in all):")
     audits = {a.dimension: a for a in report.audits}
     for lost in report.score.deductions:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import difflib
-import os
 import re
 import subprocess
 import warnings
@@ -72,24 +71,8 @@ if TYPE_CHECKING:
     from pytest_orchestrator.config import OrchestrationConfig
     from pytest_orchestrator.models import AuditResult, Finding, NewCode, Report
 
-#: Seconds one git command may take.
-GIT_TIMEOUT = 300
 #: Bytes of an untracked file searched for a NUL to call it binary (git's own heuristic).
 BINARY_PROBE = 8000
-#: Variables that point git at another repository, index or work tree: dropped, so that the
-#: commands see the repository that holds the rootdir whatever the caller's environment says
-#: (a git hook sets some of them).
-_REPO_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-    "GIT_IMPLICIT_WORK_TREE",
-)
 #: ``git diff`` options: the patch format this module reads, whatever the git configuration.
 DIFF_OPTIONS = (
     "diff",
@@ -218,46 +201,25 @@ class ChangeSet:
 # --------------------------------------------------------------------------- git
 
 
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
 def _first_line(raw: bytes) -> str:
     """The first non-empty line of git's stderr, without ``fatal:``/``error:``."""
-    for line in raw.decode("utf-8", "replace").splitlines():
-        line = line.strip().removeprefix("fatal: ").removeprefix("error: ")
-        if line:
-            return _printable(line)
-    return "no message"
+    from pytest_orchestrator.loop.snapshot import git_message
+
+    return git_message(raw)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """``git -c core.quotePath=false ARGS`` in ``root``; raw output, never raises on exit.
+    """``git -c core.quotePath=false ARGS`` in ``root`` (see ``loop.snapshot.run_git``: the
+    repository-pointing variables dropped); raw output, never raises on exit.
 
     :raises DiffBaseError: git is missing, cannot run or timed out.
     """
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
-    env["GIT_OPTIONAL_LOCKS"] = "0"  # a diff must not rewrite the index of a busy repository
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    argv = ["git", "-c", "core.quotePath=false", *args]
+    from pytest_orchestrator.loop.snapshot import SnapshotError, run_git
+
     try:
-        return subprocess.run(
-            argv,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        if not root.is_dir():
-            raise DiffBaseError(f"{root}: no such directory") from exc
-        raise DiffBaseError("git not found on PATH; install git to judge new code") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise DiffBaseError(f"git {args[0]} took more than {GIT_TIMEOUT} s in {root}") from exc
-    except OSError as exc:
-        raise DiffBaseError(f"cannot run git in {root}: {exc.strerror or exc}") from exc
+        return run_git(root, *args, check=False)
+    except SnapshotError as exc:
+        raise DiffBaseError(str(exc)) from None
 
 
 def _text(raw: bytes) -> str:

@@ -94,7 +94,7 @@ class SnapshotError(OrchestratorError):
 # --------------------------------------------------------------------------- git
 
 
-def _one_line(text: bytes) -> str:
+def git_message(text: bytes) -> str:
     """The first non-empty line of git's stderr, without its ``fatal:``/``error:`` prefix."""
     for line in os.fsdecode(text).splitlines():
         line = line.strip()
@@ -105,7 +105,7 @@ def _one_line(text: bytes) -> str:
     return "no message"
 
 
-def _git(
+def run_git(
     root: Path, *args: str, check: bool = True, index: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``git -c core.quotepath=false ARGS`` in ``root``; raw stdout and stderr.
@@ -133,7 +133,7 @@ def _git(
         if not root.is_dir():
             raise SnapshotError(f"{root}: no such directory") from exc
         raise SnapshotError(
-            "git not found: the loop needs git to snapshot and inspect changes; install git"
+            "git not found on PATH: the loop and --orchestrate-diff-base need git; install git"
         ) from exc
     except subprocess.TimeoutExpired as exc:
         raise SnapshotError(f"git {args[0]} timed out after {_GIT_TIMEOUT} s in {root}") from exc
@@ -142,7 +142,7 @@ def _git(
     if check and done.returncode != 0:
         raise SnapshotError(
             f"git {' '.join(args[:2])} failed in {root} (exit {done.returncode}): "
-            f"{_one_line(done.stderr)}"
+            f"{git_message(done.stderr)}"
         )
     return done
 
@@ -157,10 +157,10 @@ def git_root(path: Path) -> Path:
     if not path.exists():
         raise SnapshotError(f"{path}: no such file or directory")
     start = path if path.is_dir() else path.parent
-    done = _git(start, "rev-parse", "--show-toplevel", check=False)
+    done = run_git(start, "rev-parse", "--show-toplevel", check=False)
     top = os.fsdecode(done.stdout).rstrip("\n")
     if done.returncode != 0 or not top:
-        reason = _one_line(done.stderr)
+        reason = git_message(done.stderr)
         if "not a git repository" in reason.lower():
             raise SnapshotError(
                 f"not a git repository: {start}: the loop needs git to snapshot and inspect "
@@ -179,7 +179,7 @@ def is_dirty(root: Path) -> bool:
     :raises SnapshotError: not a git working tree, or git failed.
     """
     top = git_root(root)
-    done = _git(top, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
+    done = run_git(top, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
     return bool(done.stdout)
 
 
@@ -191,7 +191,7 @@ def dirty_paths(root: Path) -> list[str]:
     :raises SnapshotError: not a git working tree, or git failed.
     """
     top = git_root(root)
-    done = _git(top, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    done = run_git(top, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
     # v1 -z entries: "XY PATH\0" (git-status(1), "Porcelain Format Version 1")
     return sorted({os.fsdecode(entry[3:]) for entry in done.stdout.split(b"\0") if len(entry) > 3})
 
@@ -211,13 +211,13 @@ def backup(root: Path, ref: str, message: str) -> str:
     head, _ = _head(top)
     with tempfile.TemporaryDirectory(prefix="pytest-orchestrator-backup-") as scratch:
         index = Path(scratch) / "index"
-        _git(top, "read-tree", *([head] if head else ["--empty"]), index=index)
-        _git(top, "add", "--all", "--", ".", index=index)
-        tree = _git(top, "write-tree", index=index).stdout.decode().strip()
+        run_git(top, "read-tree", *([head] if head else ["--empty"]), index=index)
+        run_git(top, "add", "--all", "--", ".", index=index)
+        tree = run_git(top, "write-tree", index=index).stdout.decode().strip()
     parents = ["-p", head] if head else []
-    done = _git(top, "commit-tree", tree, *parents, "-m", message)
+    done = run_git(top, "commit-tree", tree, *parents, "-m", message)
     commit = done.stdout.decode().strip()
-    _git(top, "update-ref", "-m", message, ref, commit)
+    run_git(top, "update-ref", "-m", message, ref, commit)
     return commit
 
 
@@ -226,7 +226,7 @@ def _list_paths(root: Path) -> list[str]:
 
     Entries ending with ``/`` (nested repositories, sparse directories) are left out.
     """
-    done = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    done = run_git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     paths = {os.fsdecode(p) for p in done.stdout.split(b"\0") if p and not p.endswith(b"/")}
     return sorted(paths)
 
@@ -235,7 +235,7 @@ def _ignored(root: Path) -> tuple[frozenset[str], frozenset[str]]:
     """``(directories, files)`` git ignores: whole untracked directories (``.venv``, without
     ``/``) and single files elsewhere (``app.log``). Cheap: ignored directories are not
     entered."""
-    done = _git(
+    done = run_git(
         root, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"
     )
     entries = [os.fsdecode(p) for p in done.stdout.split(b"\0") if p]
@@ -257,15 +257,15 @@ def _within(rel: str, dirs: frozenset[str]) -> bool:
 
 def _head(root: Path) -> tuple[str | None, str | None]:
     """``(commit, branch)`` of HEAD: commit None without commits, branch None when detached."""
-    done = _git(root, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    done = run_git(root, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
     commit = done.stdout.decode().strip() if done.returncode == 0 else None
-    done = _git(root, "symbolic-ref", "-q", "HEAD", check=False)
+    done = run_git(root, "symbolic-ref", "-q", "HEAD", check=False)
     branch = os.fsdecode(done.stdout).strip() if done.returncode == 0 else None
     return commit or None, branch or None
 
 
 def _ref_commit(root: Path, ref: str) -> str | None:
-    done = _git(root, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
+    done = run_git(root, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
     if done.returncode != 0:
         return None
     return done.stdout.decode().strip() or None
@@ -273,7 +273,7 @@ def _ref_commit(root: Path, ref: str) -> str | None:
 
 def _index_state(root: Path) -> str:
     """sha256 of the index's entries (mode, object, stage, path): stat refreshes do not count."""
-    return hashlib.sha256(_git(root, "ls-files", "-z", "--stage").stdout).hexdigest()
+    return hashlib.sha256(run_git(root, "ls-files", "-z", "--stage").stdout).hexdigest()
 
 
 #: git's own files an agent could change to act later (hooks run on the user's next commit):
@@ -300,7 +300,7 @@ def _git_internals(root: Path) -> dict[str, bytes]:
 
 def _git_path(root: Path, name: str) -> Path:
     """A file of the repository (``index``, ``info/exclude``), linked worktrees included."""
-    done = _git(root, "rev-parse", "--git-path", name)
+    done = run_git(root, "rev-parse", "--git-path", name)
     return root / os.fsdecode(done.stdout).rstrip("\n")
 
 
@@ -968,18 +968,18 @@ class Snapshot:
                 return
             if self.branch is None:
                 if self.head is not None:
-                    _git(
+                    run_git(
                         self.root,
                         *("update-ref", "--no-deref", "-m", _REFLOG_MESSAGE, "HEAD", self.head),
                     )
                 return
             if branch != self.branch:
-                _git(self.root, "symbolic-ref", "-m", _REFLOG_MESSAGE, "HEAD", self.branch)
+                run_git(self.root, "symbolic-ref", "-m", _REFLOG_MESSAGE, "HEAD", self.branch)
             moved = _ref_commit(self.root, self.branch)
             if self.head is None and moved is not None:
-                _git(self.root, "update-ref", "-m", _REFLOG_MESSAGE, "-d", self.branch)
+                run_git(self.root, "update-ref", "-m", _REFLOG_MESSAGE, "-d", self.branch)
             elif self.head is not None and moved != self.head:
-                _git(self.root, "update-ref", "-m", _REFLOG_MESSAGE, self.branch, self.head)
+                run_git(self.root, "update-ref", "-m", _REFLOG_MESSAGE, self.branch, self.head)
         except SnapshotError as exc:
             problems.append(f"HEAD ({exc})")
 

@@ -33,8 +33,18 @@ _LEVEL = {"LOW": 1, "MEDIUM": 2, "HIGH": 3}
 _BANDIT_SUM = {6: Severity.P0, 5: Severity.P1, 4: Severity.P2, 3: Severity.P3, 2: Severity.P4}
 
 
+def rule_has_prefix(rule: str, prefix: str) -> bool:
+    """Whether ``prefix`` names ``rule``'s family: ``S`` matches ``S608`` but not ``SIM102``
+    (ruff's codes are a linter's letters then digits, so a prefix ending in a letter must
+    not be followed by another letter); ``uncovered`` matches ``uncovered-file``."""
+    if not rule.startswith(prefix):
+        return False
+    rest = rule[len(prefix) :]
+    return not (prefix and rest and prefix[-1].isalpha() and rest[0].isalpha())
+
+
 def _lookup(table: Mapping[str, Severity], rule: str) -> Severity | None:
-    best = max((p for p in table if rule.startswith(p)), key=len, default=None)
+    best = max((p for p in table if rule_has_prefix(rule, p)), key=len, default=None)
     return table[best] if best is not None else None
 
 

@@ -240,3 +240,21 @@ def test_context_paths_and_source_lines(tmp_path: Path) -> None:
     ]
     assert context.source_line("pkg/m.py", 9) == "" == context.source_line("pkg/m.py", None)
     assert context.source_line("pkg/missing.py", 1) == ""
+
+
+def test_rule_prefixes_name_a_linter_family_not_any_longer_code() -> None:
+    from pytest_orchestrator.models import Severity
+    from pytest_orchestrator.severity import ruff_severity, tool_severity
+
+    assert ruff_severity("S608", {}) is Severity.P2  # flake8-bandit
+    assert ruff_severity("SIM102", {}) is Severity.P3  # flake8-simplify: not security
+    assert ruff_severity("SLF001", {}) is Severity.P3
+    assert ruff_severity("DJ001", {}) is Severity.P3  # not pydocstyle's D
+    assert ruff_severity("D100", {}) is Severity.P4
+    assert ruff_severity("SIM102", {"ruff:SIM": Severity.P1}) is Severity.P1
+    assert (
+        tool_severity(
+            "coverage", "uncovered-file", Severity.P2, {"coverage:uncovered": Severity.P4}
+        )
+        is Severity.P4
+    )

@@ -306,7 +306,9 @@ def test_allow_dirty_saves_the_uncommitted_work_and_asks_before_an_agent_edits_i
     assert report.loop is not None
     ref = report.loop.backup_ref
     assert ref == f"refs/pytest-orchestrator/{report.loop.session_id}"
-    assert f"saved as {ref}" in done.stdout
+    assert f"saved as {ref}; restore them with: git restore --source={ref} --worktree -- :/" in (
+        done.stdout
+    )
     assert git(repo, "show", f"{ref}:pkg/calc.py") == mine
     assert git(repo, "show", f"{ref}:notes.md") == "my notes\n"
     assert git(repo, "rev-parse", f"{ref}^") == git(repo, "rev-parse", "HEAD")

@@ -833,6 +833,10 @@ def test_backup_saves_uncommitted_work_in_a_ref_and_touches_nothing(repo: Path) 
     write(repo, UNICODE, "edited unicode\n")
     git(repo, "add", "pkg/mod.py")  # staged, then edited again
     write(repo, "pkg/mod.py", "edited twice\n")
+    # no identity, as on many CI runners: git must not need one to save the work
+    git(repo, "config", "--unset", "user.name")
+    git(repo, "config", "--unset", "user.email")
+    git(repo, "config", "user.useConfigOnly", "true")
     before = (Snapshot.current_hash(repo), git_state(repo), git(repo, "stash", "list"))
 
     assert dirty_paths(repo) == sorted(
@@ -850,5 +854,7 @@ def test_backup_saves_uncommitted_work_in_a_ref_and_touches_nothing(repo: Path) 
     assert git(repo, "show", f"{commit}:pkg/mod.py") == "edited twice\n"
     # what the user would run to get the work back after a loop kept an agent's edit
     write(repo, "pkg/mod.py", "the agent's version\n")
-    git(repo, "restore", f"--source={commit}", "--worktree", "--", ".")
+    (repo / "notes.txt").write_text("the agent's notes\n")
+    git(repo / "pkg", "restore", f"--source={commit}", "--worktree", "--", ":/")  # as printed
     assert (repo / "pkg" / "mod.py").read_text() == "edited twice\n"
+    assert (repo / "notes.txt").read_text() == "untracked notes\n"  # outside the cwd too

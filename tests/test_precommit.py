@@ -78,6 +78,7 @@ def work(tmp_path: Path) -> Path:
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "old code")
     git(work, "push", "-q", "-u", "origin", "main")
+    git(work, "remote", "set-head", "origin", "main")
     git(work, "switch", "-q", "-c", "feature")
     git(work, "push", "-q", "-u", "origin", "feature")
     return work
@@ -102,3 +103,14 @@ def test_the_pre_push_hook_gates_new_code_against_the_upstream(work: Path) -> No
     passed = hook(work)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
+
+
+def test_a_branch_pushed_the_first_time_is_gated_against_origin_head(work: Path) -> None:
+    git(work, "switch", "-q", "-c", "fresh")  # no upstream yet: the first git push -u
+    (work / "app" / "extra.py").write_text("import sys\n\n\ndef double(x):\n    return 2 * x\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "new code, untested, with an unused import")
+
+    failed = hook(work)
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    assert "app/extra.py" in failed.stdout and "@{upstream}" not in failed.stdout

@@ -331,7 +331,7 @@ class Loop:
         """With ``--orchestrate-allow-dirty``, once per session: save the uncommitted work
         under ``refs/pytest-orchestrator/ID`` and remember which files held it (the guard's
         ``uncommitted-work`` check asks before an agent's edit to them is kept)."""
-        from pytest_orchestrator.loop.snapshot import backup, dirty_paths
+        from pytest_orchestrator.loop.snapshot import SnapshotError, backup, dirty_paths
 
         state = self.state
         if not self.settings.allow_dirty or state.backup_ref or state.iterations:
@@ -340,13 +340,17 @@ class Loop:
         if not state.dirty_files:
             return
         ref = f"refs/pytest-orchestrator/{state.session_id}"
-        backup(self.rootdir, ref, f"pytest-orchestrator: uncommitted work before {ref}")
+        try:
+            backup(self.rootdir, ref, f"pytest-orchestrator: uncommitted work before {ref}")
+        except SnapshotError as exc:
+            state.stop_reason = f"could not save your uncommitted work, nothing was changed: {exc}"
+            return
         state.backup_ref = ref
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(
                 f"gap closure: your uncommitted changes ({len(state.dirty_files)} files) are "
-                f"saved as {ref}; restore them with: git restore --source={ref} --worktree -- ."
+                f"saved as {ref}; restore them with: git restore --source={ref} --worktree -- :/"
             )
 
     def _change_strategy(self) -> None:

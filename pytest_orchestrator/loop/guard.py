@@ -26,8 +26,8 @@ name               risk      always  triggered by
 =================  ========  ======  =====================================================
 
 With ``--orchestrate-allow-dirty`` the loop adds one more, :func:`uncommitted_work`:
-``uncommitted-work`` (high, always): the agent changed or deleted a file that held
-uncommitted changes when the loop started (the user's own unsaved work).
+``uncommitted-work`` (high, always): the agent changed, deleted or re-created a file that
+held uncommitted changes when the loop started (the user's own unsaved work).
 
 The names are stable: reports and ``--orchestrate-confirm`` answers refer to them.
 A small change (one file, a few lines) triggers nothing.
@@ -140,12 +140,13 @@ def uncommitted_work(
     changes: ChangeSet, dirty: Iterable[str], saved_as: str | None = None
 ) -> GuardCheck | None:
     """The ``uncommitted-work`` check: files of ``dirty`` (paths with uncommitted changes
-    when the loop started) that the agent modified or deleted; None when it touched none.
+    when the loop started) that the agent modified, deleted or re-created (a file the user
+    deleted); None when it touched none.
 
     :param saved_as: where that work is saved (a git ref), named in the message.
     """
     dirty = set(dirty)
-    touched = [c.path for c in changes.changes if c.kind != "added" and c.path in dirty]
+    touched = [c.path for c in changes.changes if c.path in dirty]  # re-created ones too
     if not touched:
         return None
     where = f" (saved as {saved_as})" if saved_as else ""

@@ -202,7 +202,7 @@ def backup(root: Path, ref: str, message: str) -> str:
     The commit's parent is ``HEAD`` (none on an unborn branch); it is built in a temporary
     index, so the user's index, working tree and branches are untouched, and it is kept by
     ``ref`` (e.g. ``refs/pytest-orchestrator/ID``), out of ``git log`` and ``git stash``.
-    Restore from it with ``git restore --source=REF --worktree -- .``.
+    Restore from it with ``git restore --source=REF --worktree -- :/`` (the whole tree).
 
     :returns: the commit's hash.
     :raises SnapshotError: not a git working tree, or git failed.
@@ -215,7 +215,14 @@ def backup(root: Path, ref: str, message: str) -> str:
         run_git(top, "add", "--all", "--", ".", index=index)
         tree = run_git(top, "write-tree", index=index).stdout.decode().strip()
     parents = ["-p", head] if head else []
-    done = run_git(top, "commit-tree", tree, *parents, "-m", message)
+    # an identity of its own: CI runners and containers often have no user.name/user.email
+    identity = [
+        "-c",
+        "user.name=pytest-orchestrator",
+        "-c",
+        "user.email=pytest-orchestrator@localhost",
+    ]
+    done = run_git(top, *identity, "commit-tree", tree, *parents, "-m", message)
     commit = done.stdout.decode().strip()
     run_git(top, "update-ref", "-m", message, ref, commit)
     return commit

@@ -59,8 +59,7 @@ if TYPE_CHECKING:
 SUMMARY_LIMIT = 1024 * 1024
 #: Annotations of each kind GitHub shows per step; the rest are dropped silently.
 ANNOTATION_LIMITS = {"error": 10, "warning": 10, "notice": 10}
-#: Annotations GitHub shows per job (all steps); one step of ours emits at most 30.
-JOB_ANNOTATION_LIMIT = 50
+# GitHub shows 50 annotations per job (all steps); one step of ours emits at most 30.
 #: Longest annotation message and title emitted (characters); longer text is cut.
 MESSAGE_LIMIT = 4000
 TITLE_LIMIT = 200

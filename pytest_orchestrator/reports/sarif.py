@@ -139,6 +139,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from pytest_orchestrator.redact import strip_control
+from pytest_orchestrator.severity import rule_has_prefix
 
 if TYPE_CHECKING:
     from pytest_orchestrator.models import AuditResult, Finding, Report
@@ -221,7 +222,7 @@ def _http_uri(url: str | None) -> str | None:
 def _is_security(finding: Finding) -> bool:
     """Whether GitHub should treat ``finding`` as a security alert."""
     return finding.dimension.rsplit(":", 1)[-1] == "security" or (
-        finding.tool == "ruff" and finding.rule_id.startswith("S")
+        finding.tool == "ruff" and rule_has_prefix(finding.rule_id, "S")
     )
 
 

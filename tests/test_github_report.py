@@ -610,7 +610,7 @@ def test_outputs_that_cannot_be_written_give_one_line(
 def test_a_summary_that_cannot_be_rendered_gives_one_line(
     actions_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(report: Report) -> str:
+    def broken(report: Report, links: str | None = None) -> str:
         raise RuntimeError("renderer bug")
 
     monkeypatch.setattr("pytest_orchestrator.reports.markdown.render", broken)
@@ -678,3 +678,17 @@ def test_github_report_outside_actions_in_a_session(
     assert result.ret == 1
     assert runner_commands(result.stdout.str()) == []
     result.stdout.fnmatch_lines(["github report: skipped, not running in GitHub Actions *"])
+
+
+def test_the_summary_links_findings_to_their_lines(actions_env: dict[str, str]) -> None:
+    environ = {
+        **actions_env,
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_SHA": "0123abc",
+    }
+    rep = report([finding()])
+    published(rep, environ)
+    summary = Path(actions_env["GITHUB_STEP_SUMMARY"]).read_text()
+    [found] = rep.findings()
+    assert f"(https://github.com/acme/shop/blob/0123abc/{found.path}#L{found.line})" in summary

@@ -224,13 +224,18 @@ def fit_summary(text: str, budget: int) -> str:
     return kept + note
 
 
-def summary(report: Report, note: str | None, budget: int = SUMMARY_LIMIT) -> str:
+def summary(
+    report: Report, note: str | None, budget: int = SUMMARY_LIMIT, links: str | None = None
+) -> str:
     """The step summary: the Markdown report and the note about findings not annotated,
-    in at most ``budget`` UTF-8 bytes (empty when not even a truncated report fits)."""
+    in at most ``budget`` UTF-8 bytes (empty when not even a truncated report fits).
+
+    :param links: URL prefix of finding links (``markdown.link_base``); None for none.
+    """
     from pytest_orchestrator.reports.markdown import render
 
     tail = f"\n> {note}\n" if note else ""
-    body = fit_summary(redact_text(render(report)), budget - len(tail.encode("utf-8")))
+    body = fit_summary(redact_text(render(report, links)), budget - len(tail.encode("utf-8")))
     return body + tail if body else ""
 
 
@@ -323,7 +328,9 @@ def publish(
     done = [f"{len(found.lines)} annotations"]
     problems: list[str] = []
     try:
-        text = summary(report, note, _summary_budget(environ))
+        from pytest_orchestrator.reports.markdown import link_base
+
+        text = summary(report, note, _summary_budget(environ), link_base(report, environ))
     except Exception as exc:  # a rendering bug must not hide the gate's verdict
         problems.append(f"cannot render the step summary: {exc!r}")
     else:

@@ -70,6 +70,11 @@ class Finding(_Model):
     fingerprint: str = Field(description="Stable id: rule + path + normalised source line")
 
 
+def finding_order(finding: Finding) -> tuple[int, str, str, int]:
+    """Sort key of findings in reports: worst severity first, then dimension, path, line."""
+    return (finding.severity.rank, finding.dimension, finding.path or "", finding.line or 0)
+
+
 class Deduction(_Model):
     """Points lost, with the reason. The deductions of a score add up to ``100 - score``."""
 
@@ -499,10 +504,7 @@ class Report(_Model):
 
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""
-        every = [f for a in self.audits for f in a.findings]
-        return sorted(
-            every, key=lambda f: (f.severity.rank, f.dimension, f.path or "", f.line or 0)
-        )
+        return sorted((f for a in self.audits for f in a.findings), key=finding_order)
 
     def audit(self, dimension: str) -> AuditResult | None:
         """The audit result of one dimension, or None."""

@@ -64,6 +64,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from pytest_orchestrator.errors import OrchestratorError
+from pytest_orchestrator.loop.snapshot import SnapshotError, git_message, run_git
 
 if TYPE_CHECKING:
     import pytest
@@ -201,21 +202,12 @@ class ChangeSet:
 # --------------------------------------------------------------------------- git
 
 
-def _first_line(raw: bytes) -> str:
-    """The first non-empty line of git's stderr, without ``fatal:``/``error:``."""
-    from pytest_orchestrator.loop.snapshot import git_message
-
-    return git_message(raw)
-
-
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """``git -c core.quotePath=false ARGS`` in ``root`` (see ``loop.snapshot.run_git``: the
     repository-pointing variables dropped); raw output, never raises on exit.
 
     :raises DiffBaseError: git is missing, cannot run or timed out.
     """
-    from pytest_orchestrator.loop.snapshot import SnapshotError, run_git
-
     try:
         return run_git(root, *args, check=False)
     except SnapshotError as exc:
@@ -247,7 +239,7 @@ def resolve(rootdir: Path, ref: str) -> Base:
     done = _git(rootdir, "rev-parse", "--show-toplevel")
     top_text = _text(done.stdout).rstrip("\n")
     if done.returncode != 0 or not top_text:
-        reason = _first_line(done.stderr)
+        reason = git_message(done.stderr)
         if "not a git repository" in reason.lower():
             raise DiffBaseError(
                 f"{rootdir} is not in a git repository, so there is no new code to find; "
@@ -262,7 +254,7 @@ def resolve(rootdir: Path, ref: str) -> Base:
     shallow = _text(_git(top, "rev-parse", "--is-shallow-repository").stdout).strip() == "true"
     if base.returncode != 0:
         if "@{" in ref:  # @{upstream}, @{push}, @{-1}: git says what is missing
-            why = _first_line(_git(top, "rev-parse", "--verify", f"{ref}^{{commit}}").stderr)
+            why = git_message(_git(top, "rev-parse", "--verify", f"{ref}^{{commit}}").stderr)
             raise DiffBaseError(
                 f"unknown diff base {ref!r}: {why}; set the upstream (git branch "
                 "--set-upstream-to=origin/main) or give the base ref, e.g. origin/main"
@@ -281,7 +273,7 @@ def resolve(rootdir: Path, ref: str) -> Base:
                 f"{ref!r} and HEAD share no history (no merge base); give the branch HEAD "
                 "was made from"
             )
-        raise DiffBaseError(f"git merge-base {ref} HEAD failed: {_first_line(merge.stderr)}")
+        raise DiffBaseError(f"git merge-base {ref} HEAD failed: {git_message(merge.stderr)}")
     return Base(top, merge_base, _text(head.stdout).strip())
 
 
@@ -468,11 +460,11 @@ def changed_lines(rootdir: Path, ref: str) -> ChangeSet:
     spec = [] if prefix == "." else ["--", f":(literal){prefix}"]
     done = _git(base.top, *DIFF_OPTIONS, base.merge_base, *spec)
     if done.returncode != 0:
-        raise DiffBaseError(f"git diff {base.merge_base[:12]} failed: {_first_line(done.stderr)}")
+        raise DiffBaseError(f"git diff {base.merge_base[:12]} failed: {git_message(done.stderr)}")
     changes = parse_diff(_text(done.stdout))
     listed = _git(base.top, "ls-files", "-z", "--others", "--exclude-standard", *spec)
     if listed.returncode != 0:
-        raise DiffBaseError(f"git ls-files failed: {_first_line(listed.stderr)}")
+        raise DiffBaseError(f"git ls-files failed: {git_message(listed.stderr)}")
     for name in _text(listed.stdout).split("\0"):
         if name and not name.endswith("/"):
             found = _untracked(base.top / name)

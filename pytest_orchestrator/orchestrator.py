@@ -36,6 +36,7 @@ from pytest_orchestrator.models import (
     Report,
     ToolInfo,
     Verdict,
+    finding_order,
 )
 from pytest_orchestrator.plugin import CHILD_ENV
 from pytest_orchestrator.scoring import evaluate_gate
@@ -228,10 +229,7 @@ class Orchestrator:
         if settings.baseline is not None:
             from pytest_orchestrator.baseline import BaselineError, compare, load
 
-            every = sorted(
-                (f for r in results for f in r.findings),
-                key=lambda f: (f.severity.rank, f.dimension, f.path or "", f.line or 0),
-            )
+            every = sorted((f for r in results for f in r.findings), key=finding_order)
             try:
                 comparison = compare(settings.baseline, load(settings.baseline), every)
             except BaselineError as exc:

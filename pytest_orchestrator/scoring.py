@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pytest_orchestrator.config import OrchestrationConfig
 from pytest_orchestrator.models import (
@@ -238,6 +238,24 @@ def _conditions(
     ]
     if settings.fail_on:
         conditions.append(_fail_on([f for r in results for f in r.findings], settings, ""))
+
+    def overall_minimum(result: AuditResult, score: float, relation: str) -> tuple[str, str]:
+        return f"{result.dimension} minimum", f"{result.dimension} {fmt(score)} {relation}"
+
+    return conditions + _minimums(results, settings, overall_minimum)
+
+
+def _minimums(
+    results: Sequence[AuditResult],
+    settings: OrchestrationConfig,
+    describe: Callable[[AuditResult, float, str], tuple[str, str]],
+) -> list[GateCondition]:
+    """Per dimension: its availability, or its minimum (``orchestrate_min_scores``).
+
+    :param describe: ``(result, score, ">= minimum 70.00")`` -> the condition's name and
+        message.
+    """
+    conditions = []
     for result in results:
         minimum = settings.min_scores.get(result.dimension)
         if result.status != "ok":
@@ -246,14 +264,10 @@ def _conditions(
         if minimum is None or result.score is None:
             continue
         ok = result.score >= round(minimum, SCORE_DIGITS)
-        conditions.append(
-            GateCondition(
-                name=f"{result.dimension} minimum",
-                passed=ok,
-                message=f"{result.dimension} {fmt(result.score)} "
-                f"{'>=' if ok else '<'} minimum {fmt(minimum)}",
-            )
+        name, message = describe(
+            result, result.score, f"{'>=' if ok else '<'} minimum {fmt(minimum)}"
         )
+        conditions.append(GateCondition(name=name, passed=ok, message=message))
     return conditions
 
 
@@ -298,29 +312,20 @@ def _new_code_conditions(
                 f"({size})",
             )
         )
-    for result in new_results:
-        minimum = settings.min_scores.get(result.dimension)
-        if result.status != "ok":
-            conditions.append(_available(result, settings))
-            continue
-        if minimum is None or result.score is None:
-            continue
-        ok = result.score >= round(minimum, SCORE_DIGITS)
-        relation = f"{'>=' if ok else '<'} minimum {fmt(minimum)}"
+
+    def new_code_minimum(result: AuditResult, score: float, relation: str) -> tuple[str, str]:
         if result.dimension == "coverage":
-            name = "diff coverage minimum"
-            message = (
-                f"diff coverage {fmt(result.score)} {relation} on "
-                f"{plural(new_code.executable_lines, 'changed executable line')} ({size})"
+            lines = plural(new_code.executable_lines, "changed executable line")
+            return (
+                "diff coverage minimum",
+                f"diff coverage {fmt(score)} {relation} on {lines} ({size})",
             )
-        elif result.dimension == "tests":
-            name = "tests minimum"
-            message = f"tests {fmt(result.score)} {relation} (all tests, whatever changed)"
-        else:
-            name = f"{result.dimension} new-code minimum"
-            message = f"{result.dimension} {fmt(result.score)} {relation} on new code"
-        conditions.append(GateCondition(name=name, passed=ok, message=message))
-    return conditions
+        if result.dimension == "tests":
+            return "tests minimum", f"tests {fmt(score)} {relation} (all tests, whatever changed)"
+        name = f"{result.dimension} new-code minimum"
+        return name, f"{result.dimension} {fmt(score)} {relation} on new code"
+
+    return conditions + _minimums(new_results, settings, new_code_minimum)
 
 
 def _baseline_conditions(
@@ -372,7 +377,9 @@ def _baseline_conditions(
             f"compared with the baseline's {fmt(baseline.coverage)}"
         )
     else:
-        now = coverage.coverage.percent if coverage.coverage is not None else coverage.score
+        from pytest_orchestrator.baseline import coverage_percent
+
+        now = coverage_percent([coverage]) or 0.0  # ok, with a score: never None here
         passed = now >= baseline.coverage
         message = f"coverage {fmt(now)} {'>=' if passed else '<'} baseline {fmt(baseline.coverage)}"
     conditions.append(GateCondition(name="baseline coverage", passed=passed, message=message))

@@ -138,6 +138,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from pytest_orchestrator.models import finding_order
 from pytest_orchestrator.redact import strip_control
 from pytest_orchestrator.severity import rule_has_prefix
 
@@ -434,10 +435,7 @@ def _tool_run(
     name: str, audits: list[AuditResult], report: Report, layout: _Layout
 ) -> dict[str, Any]:
     """The run (SARIF 3.14) of one analysis tool and the audits it did."""
-    findings = sorted(
-        (f for a in audits for f in a.findings),
-        key=lambda f: (f.severity.rank, f.dimension, f.path or "", f.line or 0),
-    )
+    findings = sorted((f for a in audits for f in a.findings), key=finding_order)
     unlocated = [f for f in findings if f.path is None and layout.manifest is None]
     located = [f for f in findings if f.path is not None or layout.manifest is not None]
     kept, left_out = located[:MAX_RESULTS_PER_RUN], located[MAX_RESULTS_PER_RUN:]

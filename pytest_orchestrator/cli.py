@@ -296,6 +296,27 @@ def exit_status(report: Report) -> int:
     return EXIT_GATE_FAILED
 
 
+def _check_outputs(outputs: Sequence[tuple[str, Path]]) -> None:
+    """Refuse, before anything is written, two outputs at one path or one that cannot be
+    written (so a bad ``--markdown`` leaves no ``-o`` file behind).
+
+    :param outputs: ``(kind, path)`` pairs.
+    :raises CliError: one line naming the path.
+    """
+    from pytest_orchestrator.config import check_writable
+
+    seen: dict[Path, str] = {}
+    for kind, path in outputs:
+        key = path.resolve()
+        if key in seen:
+            raise CliError(f"{path}: given for both the {seen[key]} and the {kind} report")
+        seen[key] = kind
+        try:
+            check_writable(path)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+
 def _write(outputs: Sequence[tuple[Path, bytes]]) -> None:
     """Write every output atomically (all were rendered before the first is written)."""
     from pytest_orchestrator.errors import ReportWriteError
@@ -317,6 +338,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from pytest_orchestrator.reports import render_file
 
     paths = [Path(p) for p in args.reports]
+    kinds = [("json", args.output), ("markdown", args.markdown)]
+    files = [(kind, path) for kind, path in kinds if path is not None]
+    _check_outputs(files)
     seen: dict[Path, Path] = {}
     for path in paths:
         key = path.resolve()
@@ -329,17 +353,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     except MergeError as exc:
         raise CliError(str(exc)) from None
     report = merged.report
-    outputs = []
-    if args.output is not None:
-        outputs.append((args.output, render_file(report, "json")))
-    if args.markdown is not None:
-        outputs.append((args.markdown, render_file(report, "markdown")))
-    _write(outputs)
+    _write([(path, render_file(report, kind)) for kind, path in files])
     for note in merged.notes:
         print(f"{PROG} merge: note: {note}", file=sys.stderr)
     text = _terminal(report, args)
-    for path, _ in outputs:
-        text += f"{'json' if path == args.output else 'markdown'} report: {path}\n"
+    for kind, path in files:
+        text += f"{kind} report: {path}\n"
     sys.stdout.write(text)
     return exit_status(report)
 

@@ -108,7 +108,7 @@ class ReportSpec(BaseModel):
     path: Path | None = None
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """Raise ValueError when a report could not be written at ``path``."""
     if path.is_dir():
         raise ValueError(f"{str(path)!r} is a directory; give a file path")
@@ -227,7 +227,7 @@ class OrchestrationConfig(BaseModel):
                 specs.append(ReportSpec(type=kind))
                 continue
             path = base / (raw_path or DEFAULT_REPORT_PATHS[kind])
-            _check_writable(path)
+            check_writable(path)
             specs.append(ReportSpec(type=kind, path=path))
         return tuple(dict.fromkeys(specs))
 

@@ -487,6 +487,16 @@ def test_unreadable_files_and_directories(
     # an output that cannot be written (its parent is a file): one line, nothing written
     status, _, err = cli(capsys, "merge", runs.shard_1, "-o", runs.shard_2 / "out.json")
     assert status == 2 and err.count("\n") == 1 and "cannot write" in err
+    # checked before anything is written: a good -o is not left behind by a bad --markdown
+    good = tmp_path / "good.json"
+    status, _, err = cli(
+        capsys, "merge", runs.shard_1, "-o", good, "--markdown", runs.shard_2 / "out.md"
+    )
+    assert status == 2 and err.count("\n") == 1 and "cannot write" in err
+    assert not good.exists()
+    status, _, err = cli(capsys, "merge", runs.shard_1, "-o", good, "--markdown", good)
+    assert status == 2 and "given for both the json and the markdown report" in err
+    assert not good.exists()
     status, _, err = cli(capsys, "merge")  # argparse: REPORT.json is required
     assert status == 2 and err.count("\n") == 1 and "required" in err
     for bad in ("120", "abc", "nan"):

@@ -300,7 +300,8 @@ def publish(
     write_line: Callable[[str], None],
     report_paths: Mapping[str, Path],
 ) -> None:
-    """Annotations, step summary and step outputs inside GitHub Actions; one line elsewhere.
+    """Annotations, step summary and step outputs inside GitHub Actions; nothing elsewhere
+    (the same command line then works on a laptop and in CI).
 
     :param environ: the process environment (``GITHUB_ACTIONS``, ``GITHUB_STEP_SUMMARY``,
         ``GITHUB_OUTPUT``, ``GITHUB_WORKSPACE``, :data:`RESUME_ENV`).
@@ -309,7 +310,6 @@ def publish(
     :param report_paths: the file reports written, by type (``json``, ``sarif``, ...).
     """
     if environ.get("GITHUB_ACTIONS") != "true":
-        write_line(f"{_PREFIX}: skipped, not running in GitHub Actions (GITHUB_ACTIONS != true)")
         return
     found = annotate(
         ordered_findings(report),

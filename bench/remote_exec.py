@@ -23,11 +23,19 @@ alike:
 * D  ``docker-compose ... exec -T app python -m coverage run --source=benchpkg -m pytest -q``
   (``--source`` is what the plugin sends the remote coverage too: the discovered package)
 
-Every pytest command gets ``-p no:cacheprovider``. Orchestrated runs write a JSON report;
-each must have replayed 1,000 passed tests (``remote.tests`` and pytest's ``1000 passed``),
-every direct run must print ``1000 passed``. The report gives medians, the ratios A/B and
-C/D, the exec round trips per orchestrated run counted by the wrapper, and where A's time
-goes: the exec round trip (``remote.duration`` of the JSON report) and the rest, on the host.
+and, in an empty directory:
+
+* E  ``pytest -q`` with no test (exit status 5): the host's start-up and shutdown alone, so
+  ``(B + E) / B`` is the least A/B can be unless host work overlaps the round trip
+
+Host commands run with only pytest-orchestrator's plugin loaded
+(``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` and ``-p pytest_orchestrator.plugin``: the container has
+pytest alone), and no command gets ``PYTHONDONTWRITEBYTECODE`` (see ``environment``). Every
+pytest command gets ``-p no:cacheprovider``. Orchestrated runs write a JSON report; each must
+have replayed 1,000 passed tests (``remote.tests`` and pytest's ``1000 passed``), every direct
+run must print ``1000 passed``. The report gives medians, the ratios A/B and C/D, the exec
+round trips per orchestrated run counted by the wrapper, and where A's time goes: the exec
+round trip (``remote.duration`` of the JSON report) and the rest, on the host.
 
 Usage: ``python bench/remote_exec.py [--rounds N] [--no-coverage] [--keep]``. Needs a
 running Docker engine, docker-compose v1 and the image (``tests/docker/start-engine.sh``,
@@ -66,6 +74,21 @@ PLAIN_TESTS = 40
 PARAMETRIZED = ((2, 5),)
 EXPECTED = MODULES * (PLAIN_TESTS + sum(n * cases for n, cases in PARAMETRIZED))
 PYTEST_COMMON = ["-p", "no:cacheprovider"]
+#: Host runs load pytest-orchestrator and no other plugin installed here (the container has
+#: pytest alone): hypothesis's plugin, for one, imports hypothesis at the end of every session.
+HOST_PLUGINS = ["-p", "pytest_orchestrator.plugin"]
+
+
+def environment(host: bool) -> dict[str, str]:
+    """The timed commands' environment: this one, without PYTHONDONTWRITEBYTECODE (with it,
+    pytest's assertion rewriter recompiles every plugin module it rewrites on every run, as
+    no machine of a user does), and for host runs PYTEST_DISABLE_PLUGIN_AUTOLOAD=1."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if host:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
+
+
 RATIO_GOAL = 1.15
 ROUND_TRIP_GOAL = 3
 SETUP_HINT = (
@@ -87,6 +110,8 @@ class Command:
     argv: list[str]
     cwd: Path
     orchestrated: bool = False
+    #: a pytest session with no test (exit status 5): the host's start-up and shutdown alone
+    empty: bool = False
 
 
 @dataclass
@@ -326,7 +351,7 @@ def remote_versions(setup: Setup) -> str:
 
 def commands(setup: Setup, coverage: bool) -> list[Command]:
     """The commands compared, in the order they run within a round."""
-    host = [sys.executable, "-m", "pytest", *PYTEST_COMMON, "--orchestrate"]
+    host = [sys.executable, "-m", "pytest", *HOST_PLUGINS, *PYTEST_COMMON, "--orchestrate"]
     exec_ = ["--orchestrate-exec=" + str(setup.wrapper), "-q"]
     direct = setup.compose("exec", "-T", SERVICE, "python", "-m")
     direct_opts = [*PYTEST_COMMON, "-q"]
@@ -346,6 +371,17 @@ def commands(setup: Setup, coverage: bool) -> list[Command]:
             compose_dir,
         ),
     ]
+    empty = setup.root / "empty"
+    empty.mkdir(exist_ok=True)
+    cmds.append(
+        Command(
+            "E",
+            "host pytest with no test (start-up and shutdown alone)",
+            [sys.executable, "-m", "pytest", *HOST_PLUGINS, *PYTEST_COMMON, "-q"],
+            empty,
+            empty=True,
+        )
+    )
     if coverage:
         cmds += [
             Command(
@@ -406,13 +442,20 @@ def run_one(command: Command, setup: Setup, number: int, timings: Timings | None
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=environment(host=command.orchestrated or command.empty),
             check=False,
         )
         elapsed = time.perf_counter() - started
     shown = " ".join([Path(argv[0]).name, *argv[1:]])
     what = f"{command.key} ({command.title}) exited {proc.returncode}"
-    if proc.returncode != 0:
+    if proc.returncode != (5 if command.empty else 0):
         raise Failed(f"{what}\n  command: {shown}\n  cwd: {command.cwd}\n{show(log)}")
+    if command.empty:
+        if timings is not None:
+            timings.total.append(elapsed)
+        if number == 0:
+            print(f"  {command.key}: exit 5, no tests  ({shown})", flush=True)
+        return
     problem = check_summary(log.read_text(encoding="utf-8", errors="replace"))
     if problem:
         raise Failed(f"{command.key}: {problem}\n  command: {shown}\n{show(log)}")
@@ -479,6 +522,12 @@ def report(cmds: list[Command], timings: dict[str, Timings]) -> bool:
                 f"<= {RATIO_GOAL:g}x",
                 ratio <= RATIO_GOAL,
             )
+        )
+    if "E" in medians:
+        floor = (medians["B"] + medians["E"]) / medians["B"]
+        print(
+            f"\n  (B + E)/B = {floor:.2f}x: what A/B would be if the host added nothing but an "
+            "empty pytest session to the direct run"
         )
     for command in cmds:
         if command.orchestrated:

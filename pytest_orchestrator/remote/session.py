@@ -3,10 +3,13 @@
 With ``--orchestrate-exec``, :class:`RemoteSession` replaces pytest's collection: it runs
 the whole suite once in the container (one exec round trip, see ``runner``), then builds
 one :class:`RemoteModule` per remote test file and one :class:`RemoteItem` per remote
-test, whose setup, call and teardown replay the remote outcome (passed, failed with the
-remote traceback, skipped with its reason, xfailed, error). pytest's own machinery then
-reports them, so ``--junitxml``, ``-rA``, ``--durations``, the terminal, other plugins'
-``pytest_runtest_logreport`` and the ``tests`` auditor see ordinary results.
+test. Nothing runs on the host: each item's setup, call and teardown reports are made from
+the remote outcome (passed, failed with the remote traceback, skipped with its reason,
+xfailed, xpassed, error) and handed to ``pytest_runtest_logreport``, as pytest-xdist's
+controller does with its workers' reports. So ``--junitxml``, ``-rA``, ``--durations``,
+``-x``, the terminal, other plugins' ``pytest_runtest_logreport`` and the ``tests`` auditor
+see ordinary results; hooks that wrap running a test (``pytest_runtest_setup``, ``_call``,
+``_teardown``, ``_makereport``) ran in the container, not here.
 
 Node ids are ``TARGET:PATH::NAME``, e.g. ``odoo:addons/l10n_x/tests/test_tax.py::test_vat``:
 the target (service, container, pod or host) and the repository path of the test file.
@@ -14,15 +17,16 @@ the target (service, container, pod or host) and the repository path of the test
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
 import shlex
 from collections import defaultdict, deque
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from _pytest._code.code import TerminalRepr
@@ -85,51 +89,98 @@ class RemoteFailureRepr(TerminalRepr):
 
 
 class RemoteItem(pytest.Item):
-    """One remote test. ``case`` is its JUnit result; ``fault`` an error to report instead."""
+    """One remote test. ``case`` is its JUnit result; ``fault`` an error to report instead.
+
+    Nothing runs here: :meth:`replay` makes the setup, call and teardown reports of the
+    remote outcome, which :meth:`RemoteSession.pytest_runtest_protocol` hands to
+    ``pytest_runtest_logreport`` as pytest-xdist's controller does with its workers' reports.
+    """
 
     case: CaseResult | None = None
     fault: str | None = None
+    xpassed: str | None = None
     lineno: int | None = None
     remote_nodeid: str = ""
 
-    def setup(self) -> None:
-        if self.fault is not None:
-            raise RemoteOutcome(self.fault.splitlines()[0], self.fault)
-        if self.case is not None and self.case.setup_error is not None:
-            self._raise(self.case.setup_error)
-
     def runtest(self) -> None:
-        case = self.case
-        if case is None:
-            return  # --collect-only: nothing ran
-        if case.failure is not None:
-            self._raise(case.failure)
-        if case.skipped is not None:
-            if case.xfailed:
-                pytest.xfail(case.skipped.message)
-            pytest.skip(case.skipped.message or "skipped in the remote run")
+        raise RuntimeError(f"{self.nodeid} ran remotely; only its reports are replayed here")
 
-    def teardown(self) -> None:
-        if self.case is not None and self.case.teardown_error is not None:
-            self._raise(self.case.teardown_error)
-
-    def _raise(self, detail: Detail) -> None:
+    def replay(self) -> list[pytest.TestReport]:
+        """The reports pytest's runner would have made for the remote outcome: setup and
+        teardown, and call unless setup failed, each with its outcome, the remote text as
+        ``longrepr``, the remote captured output as sections, and the remote duration."""
         case = self.case
-        if case is not None:
+        if self.fault is not None:
+            setup = self._report(
+                "setup", "failed", self._failure(self.fault.splitlines()[0], self.fault)
+            )
+            return [setup, self._report("teardown", "passed")]
+        sections: list[tuple[str, str]] = []
+        if case is not None and (case.failure or case.setup_error or case.teardown_error):
             for text in (case.system_out, case.system_err):
-                for name, content in _sections(printable(text)):
-                    self.add_report_section("call", f"remote {name}", content)
-        message = printable(_unwrap(detail.message))
-        raise RemoteOutcome(message, printable(detail.text) or message)
+                sections += [
+                    (f"Captured remote {name} call", content)
+                    for name, content in _sections(printable(text))
+                ]
+        reports = []
+        if case is not None and case.setup_error is not None:
+            reports.append(
+                self._report("setup", "failed", self._detail(case.setup_error), sections)
+            )
+        else:
+            reports.append(self._report("setup", "passed"))
+            call = self._report("call", "passed", None, sections)
+            if case is not None:
+                call.duration = case.time
+                if case.failure is not None:
+                    call.outcome, call.longrepr = "failed", self._detail(case.failure)
+                elif case.skipped is not None:
+                    call.outcome = "skipped"
+                    reason = case.skipped.message or "skipped in the remote run"
+                    path, lineno, _ = self.location
+                    call.longrepr = (path, (lineno or 0) + 1, f"Skipped: {reason}")
+                    if case.xfailed:
+                        call.wasxfail = case.skipped.message
+                elif self.xpassed is not None:  # JUnit has no XPASS: the manifest says it
+                    call.wasxfail = self.xpassed
+            reports.append(call)
+        if case is not None and case.teardown_error is not None:
+            reports.append(
+                self._report("teardown", "failed", self._detail(case.teardown_error), sections)
+            )
+        else:
+            reports.append(self._report("teardown", "passed"))
+        return reports
 
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str | TerminalRepr:
-        if isinstance(excinfo.value, RemoteOutcome):
-            path, lineno, _ = self.location
-            crash = _Crash(path, (lineno or 0) + 1, excinfo.value.message)
-            return RemoteFailureRepr(excinfo.value.text, crash)
-        return super().repr_failure(excinfo)
+    def _report(
+        self,
+        when: Literal["setup", "call", "teardown"],
+        outcome: Literal["passed", "failed", "skipped"],
+        longrepr: Any = None,
+        sections: list[tuple[str, str]] | None = None,
+    ) -> pytest.TestReport:
+        return pytest.TestReport(
+            self.nodeid,
+            self.location,
+            self._keywords,
+            outcome,
+            longrepr,
+            when,
+            sections or (),
+            user_properties=self.user_properties,
+        )
+
+    @functools.cached_property
+    def _keywords(self) -> dict[str, Literal[1]]:
+        return {name: 1 for name in self.keywords}
+
+    def _detail(self, detail: Detail) -> RemoteFailureRepr:
+        message = printable(_unwrap(detail.message))
+        return self._failure(message, printable(detail.text) or message)
+
+    def _failure(self, message: str, text: str) -> RemoteFailureRepr:
+        path, lineno, _ = self.location
+        return RemoteFailureRepr(text, _Crash(path, (lineno or 0) + 1, message))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         rest = self.remote_nodeid.partition("::")[2]
@@ -309,7 +360,14 @@ class RemoteSession:
             else:
                 remote_sources.append(remote)
         rcfile = config_file(self.rootdir)
-        remote_rcfile = self._remote_path(Path(rcfile)) if isinstance(rcfile, str) else None
+        remote_rcfile = None
+        if isinstance(rcfile, str):
+            remote_rcfile = self._remote_path(Path(rcfile))
+            if remote_rcfile is None:
+                self.problems.append(
+                    self._unmapped_hint(f"coverage configuration {rcfile!r}")
+                    + " (the container's coverage runs without it)"
+                )
         return {"source": remote_sources, "branch": settings.branch, "rcfile": remote_rcfile}
 
     # -- the round trip -----------------------------------------------------------------
@@ -498,8 +556,8 @@ class RemoteSession:
                     "no result for this test in the remote JUnit XML (remote pytest exit "
                     f"status {bundle.returncode}); last remote output:\n{tail}"
                 )
-            if nodeid in xpassed and item.case is not None:  # JUnit has no XPASS
-                item.add_marker(pytest.mark.xfail(reason=xpassed[nodeid], strict=False))
+            if nodeid in xpassed and item.case is not None:
+                item.xpassed = xpassed[nodeid]
             module.remote_items.append(item)
         for nodeid, text in manifest.collect_errors:
             file = nodeid.partition("::")[0] or "."
@@ -585,22 +643,19 @@ class RemoteSession:
 
     # -- replay details -----------------------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        if call.excinfo is not None and isinstance(call.excinfo.value, RemoteOutcome):
-            # pytest formats setup and teardown errors itself; show the remote text instead
-            report.longrepr = item.repr_failure(call.excinfo)
-        if isinstance(item, RemoteItem) and item.case is not None:
-            if call.when == "call":
-                report.duration = item.case.time
-            if report.skipped and not hasattr(report, "wasxfail"):
-                path, lineno, _ = item.location
-                reason = item.case.skipped.message if item.case.skipped else "skipped"
-                report.longrepr = (path, (lineno or 0) + 1, f"Skipped: {reason}")
-        return report
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> bool | None:
+        """Replay a remote item's reports; nothing of it runs on this host."""
+        if not isinstance(item, RemoteItem):
+            return None
+        hook = item.ihook
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        for report in item.replay():
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
 
     def summary(self) -> RemoteRun:
         """The ``remote`` section of the report."""

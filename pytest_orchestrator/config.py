@@ -158,6 +158,9 @@ class OrchestrationConfig(BaseModel):
     templates_dir: Path | None = None
     agent_timeout: float = Field(900.0, description="Seconds one agent call may take")
     agent_retries: int = Field(3, description="Retries of a transient agent error")
+    max_turns: int | None = Field(
+        None, description="Agent turns one call may take (claude's --max-turns); None: its own"
+    )
     max_iterations: int = Field(10, description="Gap-closure iterations at most")
     confirm: Literal["ask", "yes", "no"] = "ask"
     allow_dirty: bool = False
@@ -314,6 +317,21 @@ class OrchestrationConfig(BaseModel):
         number = _number(str(value), "number of retries", low=0, high=10)
         if number != int(number):
             raise ValueError(f"{value!r} is not a whole number of retries from 0 to 10")
+        return int(number)
+
+    @field_validator("max_turns", mode="before")
+    @classmethod
+    def _max_turns(cls, value: Any) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            number = float(str(value))
+        except ValueError:
+            number = float("nan")
+        if not (math.isfinite(number) and number >= 1 and number == int(number)):
+            raise ValueError(
+                f"{value!r} is not a number of turns; give a whole number of at least 1"
+            )
         return int(number)
 
     @field_validator("max_iterations", "loop_batch", mode="before")

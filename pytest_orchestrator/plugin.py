@@ -103,6 +103,15 @@ OPTIONS = (
         "USD",
     ),
     Option(
+        "--orchestrate-max-turns",
+        "orchestrate_max_turns",
+        "orchestrate_max_turns",
+        "max_turns",
+        "Agent turns one agent call may take, a whole number of at least 1, passed as "
+        "claude's --max-turns; the other CLIs have no such option (default: the CLI's own)",
+        "N",
+    ),
+    Option(
         "--orchestrate-max-iterations",
         "orchestrate_max_iterations",
         "orchestrate_max_iterations",

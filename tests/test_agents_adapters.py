@@ -126,6 +126,18 @@ def test_claude_argv_read_only_denies_the_writing_tools() -> None:
     assert argv[argv.index("--permission-mode") + 1] == "default"
 
 
+@pytest.mark.parametrize("agent", ["codex", "gemini", "copilot", "aider"])
+def test_only_claude_takes_a_turn_limit(agent: str, tmp_path: Path) -> None:
+    # claude's --max-turns is the only turn limit these CLIs document as an option (gemini's
+    # is the settings.json key model.maxSessionTurns): the others' argv does not change.
+    adapter = ADAPTERS[agent](AgentSpec.parse(agent))
+    prompt_file = tmp_path / "prompt.md"
+    for edit in (True, False):
+        assert adapter.argv(request(edit, max_turns=5), prompt_file) == adapter.argv(
+            request(edit), prompt_file
+        )
+
+
 def test_claude_budget_is_a_plain_decimal() -> None:
     argv = ClaudeAdapter(AgentSpec.parse("claude")).argv(request(False, budget_usd=1e-5), None)
     assert argv[argv.index("--max-budget-usd") + 1] == "0.00001"
@@ -262,7 +274,8 @@ def test_claude_success_reports_text_tokens_cost_and_session(fakes: Fakes) -> No
     assert result.cost_usd == 0.042 and result.cost_source == "reported"
     assert result.session_id == "fake-session-0001"
     assert result.exit_status == 0 and result.duration > 0
-    assert result.model == "claude-sonnet-4.5" and result.agent == "claude"
+    # no model asked for: the one its modelUsage names
+    assert result.model == "claude-sonnet-4-5-20250929" and result.agent == "claude"
 
 
 def test_codex_sums_usage_over_turns_and_prices_it(fakes: Fakes) -> None:
@@ -307,6 +320,40 @@ def test_gemini_without_a_model_prices_the_model_it_used(fakes: Fakes) -> None:
     highest = TABLE.highest
     assert result.cost_usd == pytest.approx((1000 * highest.input + 200 * highest.output) / 1e6)
     assert any("gemini-2.5-pro" in warning for warning in result.warnings)
+
+
+def test_claude_without_a_model_prices_what_model_usage_names(fakes: Fakes) -> None:
+    asked = fakes.run("claude:claude-haiku-4.5", model="claude-opus-4-1-20250805")
+    assert asked.model == "claude-haiku-4.5"  # a model asked for stays the call's model
+    unnamed = fakes.run("claude", model="claude-opus-4-1-20250805")
+    assert unnamed.model == "claude-opus-4-1-20250805"
+    assert unnamed.cost_source == "reported" and unnamed.warnings == []
+
+
+def test_a_timed_out_claude_without_a_model_is_charged_the_highest_rate(fakes: Fakes) -> None:
+    unnamed = fakes.run("claude", "timeout", timeout=0.5, sleep="30")
+    highest = TABLE.highest
+    tokens_in = len(PROMPT) // CHARS_PER_TOKEN + 1
+    assert unnamed.model is None and unnamed.cost_source == "estimated"
+    assert unnamed.cost_usd == pytest.approx((tokens_in * highest.input + highest.output) / 1e6)
+    [warning] = unnamed.warnings
+    assert warning.startswith("the model is not known (none was given); priced at the most")
+
+    named = fakes.run("claude:claude-haiku-4.5", "timeout", timeout=0.5, sleep="30")
+    haiku = TABLE.rate("claude-haiku-4.5")
+    assert named.cost_usd == pytest.approx((tokens_in * haiku.input + haiku.output) / 1e6)
+    assert named.warnings == [] and named.cost_usd < (unnamed.cost_usd or 0)
+
+
+def test_gemini_without_a_model_or_stats_is_charged_the_highest_rate(fakes: Fakes) -> None:
+    # no --model and no stats (the call failed): gemini's own choice is unknown
+    result = fakes.run("gemini", "error")
+    assert result.error is not None and result.model is None
+    highest = TABLE.highest
+    tokens_in = len(PROMPT) // CHARS_PER_TOKEN + 1
+    assert result.cost_source == "estimated"
+    assert result.cost_usd == pytest.approx((tokens_in * highest.input + highest.output) / 1e6)
+    assert any("priced at the most expensive known rate" in w for w in result.warnings)
 
 
 def test_copilot_cost_is_estimated_from_sizes(fakes: Fakes) -> None:
@@ -375,6 +422,7 @@ FAILURES = [
     ("gemini", "rate_limit", "rate_limit"),
     ("gemini", "turn_limit", "budget"),
     ("gemini", "input_error", "nonzero_exit"),
+    ("gemini", "config_error", "nonzero_exit"),
     ("gemini", "error", "nonzero_exit"),
     ("gemini", "garbage", "bad_output"),
     ("copilot", "auth", "auth"),
@@ -445,6 +493,18 @@ def test_gemini_turn_limit_names_its_exit_code_meaning(fakes: Fakes) -> None:
     assert result.error is not None
     assert "turn limit exceeded" in result.error.message
     assert "maxSessionTurns" in result.error.message
+
+
+def test_gemini_configuration_error_names_its_exit_code_meaning(fakes: Fakes) -> None:
+    result = fakes.run("gemini", "config_error")
+    assert result.exit_status == 52
+    assert result.error is not None and result.error.kind == "nonzero_exit"
+    assert result.error.message.startswith(
+        "gemini failed (exit status 52, configuration error): Error in "
+        "/home/user/.gemini/settings.json"
+    )
+    assert "Please fix the configuration file(s)" in result.error.message
+    assert not result.error.transient
 
 
 @pytest.mark.parametrize("agent", AGENTS)

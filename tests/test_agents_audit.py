@@ -106,7 +106,7 @@ def test_the_seeds_markdown_report_reaches_the_gate(
     assert (call.tokens_in, call.tokens_out) == (1000, 200)
     assert report.agents.spent_usd == 0.0123 and report.agents.budget_usd == 5.0
     result.stdout.fnmatch_lines(
-        ["agents: 1 call, $0.0123 of the $5.00 budget: claude-sonnet-4.5 $0.0123"]
+        ["agents: 1 call, $0.0123 of the $5.00 budget: claude-sonnet-4-5-20250929 $0.0123"]
     )
     # read-only: the prompt arrived on stdin, claude was denied the writing tools
     [logged] = agent_calls(odoo)
@@ -170,12 +170,12 @@ def test_several_audits_share_the_budget_one_call_at_a_time(
     odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
-    monkeypatch.setenv("FAKE_AGENT_COST", "0.015")
+    monkeypatch.setenv("FAKE_AGENT_COST", "0.2")
     odoo.runpytest_subprocess(
         "--orchestrate",
         "--orchestrate-dimensions=tests,agent:backend,agent:security",
         "--orchestrate-audit-agent=claude",
-        "--orchestrate-budget=0.03",
+        "--orchestrate-budget=0.4",
     )
 
     caps = sorted(
@@ -183,7 +183,7 @@ def test_several_audits_share_the_budget_one_call_at_a_time(
         for c in agent_calls(odoo)
     )
     # the second call was told what the first one left, not the whole budget
-    assert caps == ["0.015", "0.03"]
+    assert caps == ["0.2", "0.4"]
 
 
 def test_an_unpriced_model_is_charged_the_highest_rate_and_said(
@@ -199,6 +199,105 @@ def test_an_unpriced_model_is_charged_the_highest_rate_and_said(
     result.stdout.fnmatch_lines(
         ["! agents: model 'my-new-model' has no price; priced at the most expensive known rate*"]
     )
+
+
+def test_pricing_overrides_in_the_ini_change_the_computed_cost(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # codex reports tokens (1000 in, 200 out), no cost: the call is priced from the table.
+    monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
+    agent = "--orchestrate-audit-agent=codex:openai/gpt-4o-2024-08-06"  # gpt-4o, normalised
+    (odoo.path.parent / "prices.json").write_text(json.dumps({"models": {"gpt-4o": [2, 4]}}))
+    costs = []
+    for ini in (
+        "",
+        "orchestrate_pricing_file = ../prices.json\n",
+        "orchestrate_pricing_file = ../prices.json\n"
+        "orchestrate_pricing =\n    openai/GPT-4o-2024-11-20=1/2\n",
+    ):
+        odoo.makeini("[pytest]\n" + ini)
+        _, report = run_audit(odoo, agent)
+        assert report.agents is not None
+        [call] = report.agents.calls
+        assert (call.cost_source, call.warnings) == ("computed", [])
+        costs.append(call.cost_usd)
+
+    assert costs == [
+        round((1000 * 5 + 200 * 15) / 1e6, 6),  # the shipped gpt-4o: 5/15
+        round((1000 * 2 + 200 * 4) / 1e6, 6),  # the file's
+        round((1000 * 1 + 200 * 2) / 1e6, 6),  # the ini lines win over the file
+    ]
+
+
+def test_an_estimated_cost_is_said_in_the_human_report(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # copilot prints text only: its cost is estimated from the prompt's and answer's size.
+    monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
+    result, report = run_audit(
+        odoo, "--orchestrate-audit-agent=copilot", "--orchestrate-report=markdown:report.md"
+    )
+
+    assert report.agents is not None
+    [call] = report.agents.calls
+    assert call.cost_source == "estimated" and call.cost_usd > 0
+    line = f"agents: 1 call, ${call.cost_usd:.4f} of the $5.00 budget (partly estimated): "
+    result.stdout.fnmatch_lines([line + f"copilot ${call.cost_usd:.4f}"])
+    assert line in (odoo.path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("agent", ["copilot", "claude", "codex", "gemini"])
+def test_an_empty_answer_is_an_error_with_an_excerpt(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, agent: str
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_TEXT", "")
+    result, report = run_audit(odoo, f"--orchestrate-audit-agent={agent}")
+
+    audit = report.audit("agent:backend")
+    assert audit is not None and (audit.status, audit.score) == ("error", None)
+    assert audit.reason is not None
+    assert audit.reason.startswith(f"{agent}'s answer could not be read: ")
+    assert audit.notes == ["answer excerpt: (empty answer)"]
+    result.stdout.fnmatch_lines(
+        [f"*! agent:backend is error: {agent}'s answer could not be read*", "*(empty answer)"]
+    )
+
+
+def test_output_not_in_the_clis_format_is_an_error_with_what_it_printed(
+    odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_MODE", "garbage")
+    _, report = run_audit(odoo)
+
+    audit = report.audit("agent:backend")
+    assert audit is not None and audit.status == "error"
+    assert audit.reason is not None and "claude printed no JSON result object" in audit.reason
+    assert audit.notes == ["answer excerpt: Segmentation fault in the fake claude (not JSON)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "turns"),
+    [
+        (["--orchestrate-max-turns=7"], "", "7"),
+        ([], "orchestrate_max_turns = 4\n", "4"),
+        (["--orchestrate-max-turns=9"], "orchestrate_max_turns = 4\n", "9"),
+        ([], "", None),
+    ],
+)
+def test_max_turns_reaches_claude(
+    odoo: pytest.Pytester, args: list[str], ini: str, turns: str | None
+) -> None:
+    odoo.makeini("[pytest]\n" + ini)
+    _, report = run_audit(odoo, *args)
+
+    assert report.agents is not None and [c.outcome for c in report.agents.calls] == ["ok"]
+    [logged] = agent_calls(odoo)
+    argv = logged["argv"]
+    assert isinstance(argv, list)
+    if turns is None:  # not given: the CLI's own default
+        assert "--max-turns" not in argv
+    else:
+        assert argv[argv.index("--max-turns") + 1] == turns
 
 
 def test_secrets_and_escape_sequences_in_agent_output_never_reach_the_reports(

@@ -141,23 +141,93 @@ def test_a_call_that_cannot_fit_the_budget_is_not_started(
     assert ledger.spent_usd == 0
 
 
-def test_no_retry_starts_once_the_budget_is_spent(env: dict[str, str], tmp_path: Path) -> None:
+def test_no_retry_starts_once_what_is_left_cannot_cover_the_worst_case(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     # copilot reports no tokens: each rate-limited attempt is charged an estimate.
     env["FAKE_AGENT_MODE"] = "rate_limit"
     probe = Ledger()
-    runner("copilot", env, probe, Sleeps(), retries=0).call(request(tmp_path), "x")
+    probing = runner("copilot", env, probe, Sleeps(), retries=0)
+    probing.call(request(tmp_path), "x")
     each = probe.calls[0].cost_usd
     assert each > 0 and probe.calls[0].cost_source == "estimated"
+    worst, _ = probing.worst_case(AgentSpec.parse("copilot"), request(tmp_path))
+    assert worst > each
 
-    ledger = Ledger(budget_usd=2 * each)
+    ledger = Ledger(budget_usd=round(worst + each / 2, 6))  # one attempt's worth
     result = runner("copilot", env, ledger, Sleeps(), retries=10, backoff=0.01).call(
         request(tmp_path), "x"
     )
 
     assert result.error is not None and result.error.kind == "budget"
-    assert len(calls(env)) == 1 + 2  # the probe, then two attempts
-    assert ledger.spent_usd == round(2 * each, 6) and ledger.left_usd == 0
-    assert [c.outcome for c in ledger.calls] == ["rate_limit", "rate_limit", "budget"]
+    assert len(calls(env)) == 1 + 1  # the probe, then one attempt
+    assert [c.outcome for c in ledger.calls] == ["rate_limit", "budget"]
+    assert ledger.spent_usd == each and ledger.spent_usd <= (ledger.budget_usd or 0)
+    assert f"may cost up to ${worst:.4f}" in result.error.message
+
+
+def test_a_rate_limited_codex_with_a_long_answer_cannot_pass_the_budget(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Rate limited once, then an answer of 100k output tokens: $3 at the highest rate.
+    env.update(
+        FAKE_AGENT_MODE="rate_limit_once",
+        FAKE_AGENT_STATE=str(tmp_path / "limited-once"),
+        FAKE_AGENT_TOKENS_OUT="100000",
+    )
+    unlimited = Ledger()
+    runner("codex", env, unlimited, Sleeps()).call(request(tmp_path), "x")
+    assert [c.outcome for c in unlimited.calls] == ["rate_limit", "ok"]
+    assert unlimited.spent_usd > 3  # what the scenario spends when nothing stops it
+
+    (tmp_path / "limited-once").unlink()
+    before = len(calls(env))
+    ledger = Ledger(budget_usd=0.05)
+    result = runner("codex", env, ledger, Sleeps()).call(request(tmp_path), "x")
+
+    assert result.error is not None and result.error.kind == "budget"
+    assert len(calls(env)) == before  # no attempt started
+    assert ledger.spent_usd == 0 and [c.outcome for c in ledger.calls] == ["budget"]
+    # the reason says what the call may cost, from what, and what is left
+    message = result.error.message
+    assert message.startswith("not started: the call may cost up to $0.12")
+    assert "4096 output tokens at the most expensive known rates" in message
+    assert message.endswith("and $0.0500 of the $0.05 budget is left")
+
+
+def test_the_largest_output_of_the_session_is_the_next_calls_allowance(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env["FAKE_AGENT_TOKENS_OUT"] = "100000"
+    ledger = Ledger(budget_usd=5.0)
+    first = runner("codex", env, ledger, Sleeps()).call(request(tmp_path), "x")
+    assert first.ok and 3 < ledger.spent_usd < 3.1
+
+    second = runner("codex", env, ledger, Sleeps()).call(request(tmp_path), "x")
+
+    assert second.error is not None and second.error.kind == "budget"
+    assert "100000 output tokens" in second.error.message
+    assert len(calls(env)) == 1
+    assert ledger.left_usd is not None and ledger.left_usd > 1.9  # a 4096-token call would fit
+
+
+def test_a_retry_needs_what_the_attempt_before_it_cost(env: dict[str, str], tmp_path: Path) -> None:
+    # claude spent $0.60 before it was rate limited; $0.40 is left, more than a worst case
+    # of 4096 output tokens but less than the attempt before.
+    env.update(FAKE_AGENT_MODE="rate_limit", FAKE_AGENT_COST="0.6")
+    ledger = Ledger(budget_usd=1.0)
+    chain = runner("claude", env, ledger, Sleeps())
+    worst, _ = chain.worst_case(AgentSpec.parse("claude"), request(tmp_path))
+    assert worst < 0.4
+    result = chain.call(request(tmp_path), "x")
+
+    assert result.error is not None and result.error.kind == "budget"
+    assert result.error.message == (
+        "not started: a retry may cost as much as the attempt before it, $0.6000, "
+        "and $0.4000 of the $1.00 budget is left"
+    )
+    assert [c.outcome for c in ledger.calls] == ["rate_limit", "budget"]
+    assert len(calls(env)) == 1 and ledger.spent_usd == 0.6
 
 
 def test_command_agents_are_free_and_their_failures_are_not_retried(

@@ -42,6 +42,14 @@ PASSING = "def test_ok():\n    assert True\n"
             ["--orchestrate-fail-on=P0,P9"],
             "ERROR: --orchestrate-fail-on: unknown severity 'P9'; use P0, P1, P2, P3 or P4*",
         ),
+        *(
+            (
+                [f"--orchestrate-max-turns={bad}"],
+                f"ERROR: --orchestrate-max-turns: '{bad}' is not a number of turns; give a "
+                "whole number of at least 1",
+            )
+            for bad in ("0", "-2", "2.5", "many", "inf")
+        ),
     ],
 )
 def test_bad_values_are_one_line_usage_errors(
@@ -81,6 +89,20 @@ def test_bad_ini_value_names_the_ini_setting(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: orchestrate_weights (ini): 'tests:30' is not KEY=VALUE; write it like*"]
+    )
+
+
+def test_bad_max_turns_in_the_ini_names_the_ini_setting(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\norchestrate_max_turns = 0\n")
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest("--orchestrate")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: orchestrate_max_turns (ini): '0' is not a number of turns; give a whole "
+            "number of at least 1"
+        ]
     )
 
 
@@ -145,6 +167,7 @@ def test_help_lists_the_group(pytester: pytest.Pytester) -> None:
             "quality gate and gap closure:",
             "*--orchestrate *Audit the project around this test session*",
             "*--target-score=N*",
+            "*--orchestrate-max-turns=N*",
             "*orchestrate_severity_map*",
         ]
     )

@@ -152,23 +152,35 @@ class _CliAdapter(Adapter):
         )
 
     def bad_output(self, what: str, output: str) -> AgentError:
+        """A ``bad_output`` error: the CLI's output is not ``what`` it should be."""
         shown = excerpt(output, 200) if output.strip() else "nothing"
         return AgentError("bad_output", f"{self.name} {what}; it printed: {shown}")
+
+    def unreadable(self, what: str, stdout: str, stderr: str) -> AgentResult:
+        """A result for output not in the CLI's format: a ``bad_output`` error, and what it
+        printed (stdout, else stderr) as the text, for the excerpt a report shows."""
+        printed = stdout if stdout.strip() else stderr
+        return self.result(text=printed.strip(), error=self.bad_output(what, printed))
 
 
 class ClaudeAdapter(_CliAdapter):
     """Claude Code in print mode: ``claude -p --output-format json``, the prompt on stdin.
 
     Output: one JSON object ``{"type": "result", "subtype", "is_error", "result",
-    "total_cost_usd", "usage", "session_id", "num_turns", ...}``. ``is_error`` wins over
-    ``subtype``: an API failure (bad key, 429) comes back as ``subtype: "success"`` with
-    ``is_error: true`` and the message in ``result``.
+    "total_cost_usd", "usage", "modelUsage", "session_id", "num_turns", ...}``. ``is_error``
+    wins over ``subtype``: an API failure (bad key, 429) comes back as ``subtype: "success"``
+    with ``is_error: true`` and the message in ``result``. ``modelUsage`` maps each model the
+    call used to its ``inputTokens``, ``outputTokens``, ``costUSD``...: without a model asked
+    for, the one that cost the most is the call's model.
+
+    Turns: ``--max-turns`` (``AgentRequest.max_turns``) is claude's; it is the only one of
+    these CLIs with a documented turn limit on its command line.
     """
 
     name = "claude"
     executable = "claude"
     auth_env = ("ANTHROPIC_API_KEY",)
-    default_model = "claude-sonnet-4.5"
+    default_model = None  # the CLI's configured model is unknown until it reports it
 
     #: Tools pre-approved for edits: ``acceptEdits`` approves file edits; ``Bash`` is added
     #: so the agent can run the tests (in print mode an unapproved tool is denied).
@@ -202,9 +214,7 @@ class ClaudeAdapter(_CliAdapter):
         if doc is None or doc.get("type") != "result":
             if returncode != 0:
                 return self.result(error=self.fail(stderr or stdout, returncode))
-            return self.result(
-                error=self.bad_output("printed no JSON result object", stdout or stderr)
-            )
+            return self.unreadable("printed no JSON result object", stdout, stderr)
         usage = _mapping(doc.get("usage"))
         cache_read = _count(usage.get("cache_read_input_tokens"))
         tokens_in = (
@@ -220,6 +230,8 @@ class ClaudeAdapter(_CliAdapter):
             cost_usd=_number(doc.get("total_cost_usd")),
             session_id=_text(doc.get("session_id")) or None,
         )
+        if self.spec.model is None:
+            result.model = self._model_used(_mapping(doc.get("modelUsage"))) or result.model
         subtype = _text(doc.get("subtype"))
         if subtype == "success" and doc.get("is_error") is not True:
             if returncode != 0:
@@ -242,6 +254,17 @@ class ClaudeAdapter(_CliAdapter):
             shown = detail if subtype in ("success", "") else f"{subtype}: {detail}"
             result.error = self.fail(shown, returncode)
         return result
+
+    @staticmethod
+    def _model_used(usage: dict[str, Any]) -> str | None:
+        """The model of ``modelUsage`` (``{NAME: {"costUSD", "inputTokens", "outputTokens",
+        ...}}``) that cost the most, else used the most tokens; None when it names none."""
+        spent: dict[str, tuple[float, int]] = {}
+        for model, metrics in usage.items():
+            numbers = _mapping(metrics)
+            tokens = _count(numbers.get("inputTokens")) + _count(numbers.get("outputTokens"))
+            spent[model] = (_number(numbers.get("costUSD")) or 0.0, tokens)
+        return max(spent, key=lambda model: spent[model]) if spent else None
 
 
 class CodexAdapter(_CliAdapter):
@@ -288,7 +311,7 @@ class CodexAdapter(_CliAdapter):
         if not events:
             if returncode != 0:
                 return self.result(error=self.fail(stderr or stdout, returncode))
-            return self.result(error=self.bad_output("printed no JSONL events", stdout or stderr))
+            return self.unreadable("printed no JSONL events", stdout, stderr)
         texts: list[str] = []
         failures: list[str] = []
         errors: list[str] = []
@@ -367,12 +390,14 @@ class GeminiAdapter(_CliAdapter):
     "candidates", "cached", "thoughts", ...}}}}, "error": {"type", "message", "code"}}`` on
     stdout; with ``--output-format json`` an error object goes to stderr instead. Exit codes:
     41 authentication, 42 input, 52 configuration, 53 turn limit (see ``_GEMINI_EXIT``).
+    Its turn limit is a setting (``model.maxSessionTurns`` in ``settings.json``), not an
+    option, so ``AgentRequest.max_turns`` is not passed.
     """
 
     name = "gemini"
     executable = "gemini"
     auth_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    default_model = "gemini-2.0-flash-exp"
+    default_model = None  # the CLI's configured model is unknown until its stats name it
     STDIN_INSTRUCTION = "Carry out the task given above."
 
     def argv(self, request: AgentRequest, prompt_file: Path | None) -> list[str]:
@@ -395,7 +420,7 @@ class GeminiAdapter(_CliAdapter):
         if doc is None:
             if returncode != 0:
                 return self.result(error=self._exit_error(stderr or stdout, "", returncode))
-            return self.result(error=self.bad_output("printed no JSON object", stdout or stderr))
+            return self.unreadable("printed no JSON object", stdout, stderr)
         result = self.result(
             text=_text(doc.get("response")), session_id=_text(doc.get("session_id")) or None
         )

@@ -116,7 +116,8 @@ class AgentRequest:
     :ivar edit: whether the agent may change files (audits: False).
     :ivar budget_usd: USD the call may still spend (None: no limit); passed to CLIs that
         can enforce it (claude's ``--max-budget-usd``).
-    :ivar max_turns: agent turns allowed, for CLIs that take it.
+    :ivar max_turns: agent turns allowed (``--orchestrate-max-turns``; None: the CLI's
+        default); only claude has such an option (``--max-turns``), the others ignore it.
     :ivar files: files to hand to CLIs that take them (aider).
     :ivar allow_all_paths: let copilot touch paths outside the repository.
     """
@@ -183,7 +184,9 @@ class Adapter:
     :cvar executable: the program to run.
     :cvar auth_env: environment variables that authenticate the CLI (for messages).
     :cvar prompt_via: ``stdin`` or ``file`` (the file's path is given to :meth:`argv`).
-    :cvar default_model: the model priced when none is given.
+    :cvar default_model: the model priced when none is given; None when the CLI's own
+        choice is unknown (priced at the most expensive known rate, with a warning, unless
+        the CLI reports the model it used).
     """
 
     name: ClassVar[str] = ""

@@ -3,9 +3,13 @@
 The table ships as data (``pricing.json``: USD per 1,000,000 input and output tokens, from
 the seeds' tables) and is overridden by the ini setting ``orchestrate_pricing`` (lines
 ``MODEL=INPUT/OUTPUT``) or a file named by ``orchestrate_pricing_file`` (the same JSON
-shape). A cost the CLI reports wins over a computed one. A model not in the table is
-priced at the most expensive known rates, with a warning, so that a budget is never
-under-counted.
+shape). A cost the CLI reports wins over a computed one.
+
+Model names are matched after :func:`normalize`: without a provider prefix and without the
+version suffixes the providers document (a date ``-YYYYMMDD``, ``@YYYYMMDD`` or
+``-YYYY-MM-DD``, or ``-latest``). Any other difference makes another model: an unnamed
+model, or one not in the table (``claude-sonnet-4.5-xyz``, ``gpt-4o-mini``), is priced at
+the most expensive known rates, with a warning, so that a budget is never under-counted.
 """
 
 from __future__ import annotations
@@ -22,13 +26,19 @@ if TYPE_CHECKING:
 
 #: Characters per token when a CLI reports no token counts (a common rough figure).
 CHARS_PER_TOKEN = 4
-_DATE_SUFFIX = re.compile(r"-\d{8}$|-latest$")
+#: The version suffixes that name a snapshot of the same model: Anthropic's and OpenAI's
+#: dates (``-20250929``, ``-2024-08-06``), Vertex AI's (``@20250929``), and ``-latest``.
+_VERSION_SUFFIX = re.compile(r"(?:[-@]\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
 
 
 def normalize(model: str) -> str:
-    """``claude-sonnet-4-5-20250929`` -> ``claude-sonnet-4.5``; lower case, no provider prefix."""
+    """The name a model is priced under: lower case, without a provider prefix
+    (``anthropic/``) or a documented version suffix (see :data:`_VERSION_SUFFIX`), version
+    numbers with a dot: ``anthropic/claude-sonnet-4-5-20250929`` -> ``claude-sonnet-4.5``,
+    ``claude-sonnet-4-5@20250929`` -> ``claude-sonnet-4.5``, ``gpt-4o-2024-08-06`` ->
+    ``gpt-4o``. Other suffixes stay: ``claude-sonnet-4.5-xyz`` is another model."""
     name = model.strip().lower().rsplit("/", 1)[-1]
-    name = _DATE_SUFFIX.sub("", name)
+    name = _VERSION_SUFFIX.sub("", name)
     return re.sub(r"(?<=\d)-(?=\d(?:\D|$))", ".", name)
 
 
@@ -122,36 +132,43 @@ class PricingTable:
         )
 
     def rate(self, model: str | None) -> Rate:
-        """The rate of ``model``: exact (normalised) name, else the longest known prefix,
-        else :attr:`highest`."""
+        """The rate of ``model`` (USD per 1M tokens): the table's entry for its name after
+        :func:`normalize`, else :attr:`highest` (``known`` False) for an unnamed model
+        (None: the CLI's own choice) or one the table lacks. No prefix matching: a name the
+        table does not hold exactly is another model, whose price is unknown."""
         if model:
             name = normalize(model)
             if name in self.rates:
                 return self.rates[name]
-            prefixes = [k for k in self.rates if name.startswith(k)]
-            if prefixes:
-                return self.rates[max(prefixes, key=len)]
         return self.highest
 
     def cost(self, model: str | None, tokens_in: int, tokens_out: int) -> tuple[float, str | None]:
-        """(USD, warning or None) for a call of ``model``."""
+        """(USD, warning or None) for a call of ``model`` that used ``tokens_in`` and
+        ``tokens_out`` tokens; the warning, for a model priced at :attr:`highest`, says so."""
         rate = self.rate(model)
         usd = (tokens_in * rate.input + tokens_out * rate.output) / 1_000_000
-        warning = None
-        if not rate.known:
-            warning = (
-                f"model {model or '(default)'!r} has no price; priced at the most expensive known "
-                f"rate ({rate.input:g}/{rate.output:g} USD per 1M tokens) so the budget is never "
-                "under-counted; add it to orchestrate_pricing"
-            )
-        return round(usd, 6), warning
+        return round(usd, 6), None if rate.known else unpriced_warning(model, rate)
+
+
+def unpriced_warning(model: str | None, rate: Rate) -> str:
+    """One line: ``model`` (None: the CLI's own, unknown choice) has no price and was charged
+    ``rate``, the most expensive known."""
+    what = f"model {model!r} has no price" if model else "the model is not known (none was given)"
+    return (
+        f"{what}; priced at the most expensive known rate ({rate.input:g}/{rate.output:g} USD "
+        "per 1M tokens) so the budget is never under-counted; "
+        + ("add it to orchestrate_pricing" if model else "give the agent as NAME:MODEL")
+    )
 
 
 def price_result(
     result: AgentResult, request: AgentRequest, table: PricingTable | None = None
 ) -> AgentResult:
-    """``result`` with its cost: reported, else computed from tokens, else estimated from
-    the prompt's and the answer's size (:data:`CHARS_PER_TOKEN`), or free for commands."""
+    """``result`` with its cost in USD: reported by the CLI, else computed from its tokens,
+    else estimated from the prompt's and the answer's size (:data:`CHARS_PER_TOKEN`), or
+    free for commands. Computed and estimated costs use ``table`` (default: the shipped
+    one): ``result.model``'s rate, or for an unnamed or unknown model the highest, with
+    :func:`unpriced_warning` added to ``result.warnings``."""
     if result.cost_usd is not None:
         return replace(result, cost_source="reported")
     if result.agent.startswith("command:"):

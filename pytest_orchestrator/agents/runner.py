@@ -11,11 +11,19 @@ and, on failure:
   the call fails with a message naming the variable the CLI needs;
 - any other error (bad output, non-zero exit, missing executable) moves to the next agent.
 
-Calls run one at a time (:attr:`Ledger.turn`). Before every attempt, the cheapest the call
-can cost (its prompt's tokens at the model's input rate, see ``pricing``) is compared with
-what is left of the budget; an attempt that cannot fit is not started (error kind
-``budget``), so no retry starts beyond the budget. Every attempt, successful or not, is
+Calls run one at a time (:attr:`Ledger.turn`). Before every attempt, first or retry, what
+is left of the budget must cover a worst case (:meth:`AgentRunner.worst_case`): the
+prompt's tokens at the model's input rate plus an output allowance (the largest output of
+any call of the session, at least :data:`OUTPUT_ALLOWANCE` tokens) at its output rate, an
+unnamed or unknown model at the most expensive known rates (see ``pricing``); a retry must
+also be able to cost as much as the attempt before it. An attempt that cannot fit is not
+started (error kind ``budget``, the message says what it needed and what was left) and the
+next agent of the chain is tried. Every attempt, successful, failed or not started, is
 recorded in the :class:`Ledger` shared by the session.
+
+This is an estimate made before the call: a CLI without a budget cap of its own (all but
+claude, which gets what is left as ``--max-budget-usd``) can still spend more within one
+call when its answer is longer than the allowance.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ from pytest_orchestrator.agents.base import (
 )
 from pytest_orchestrator.agents.pricing import CHARS_PER_TOKEN, PricingTable
 from pytest_orchestrator.models import AgentCall, AgentUsage
+
+#: Output tokens a call is assumed to produce before a call of the session has produced
+#: more: one answer of 4,096 tokens, a common default ``max_tokens`` of the model APIs.
+OUTPUT_ALLOWANCE = 4096
 
 
 @dataclass
@@ -60,6 +72,12 @@ class Ledger:
         if self.budget_usd is None:
             return None
         return max(0.0, round(self.budget_usd - self.spent_usd, 6))
+
+    @property
+    def largest_output(self) -> int:
+        """The most output tokens one recorded call reported (0 before any did)."""
+        with self._lock:
+            return max((c.tokens_out or 0 for c in self.calls), default=0)
 
     def record(self, result: AgentResult, purpose: str, attempt: int) -> AgentCall:
         """Add one attempt."""
@@ -121,15 +139,28 @@ class AgentRunner:
         self.env = env
         self.sleep = sleep
 
-    def minimum_cost(self, spec: AgentSpec, request: AgentRequest) -> float:
-        """The least the call can cost: its prompt at the model's input rate (USD)."""
+    def worst_case(self, spec: AgentSpec, request: AgentRequest) -> tuple[float, str]:
+        """What one attempt of ``request`` with ``spec`` is assumed to cost at most, in USD,
+        and how that was reckoned (for the message of a refused attempt).
+
+        The prompt's tokens (:data:`CHARS_PER_TOKEN` characters each) at the model's input
+        rate plus the output allowance, the largest output of the session's calls but at
+        least :data:`OUTPUT_ALLOWANCE` tokens, at its output rate; the model's rate is the
+        pricing table's, the most expensive known for an unnamed or unknown model.
+        ``command:`` agents are free: ``(0.0, "free")``.
+        """
         from pytest_orchestrator.agents.adapters import ADAPTERS
 
         if spec.name == "command":
-            return 0.0
-        adapter = ADAPTERS[spec.name](spec)
-        tokens = len(request.prompt) // CHARS_PER_TOKEN
-        return round(tokens * self.pricing.rate(adapter.model).input / 1_000_000, 6)
+            return 0.0, "free"
+        model = ADAPTERS[spec.name](spec).model
+        rate = self.pricing.rate(model)
+        tokens_in = len(request.prompt) // CHARS_PER_TOKEN + 1
+        tokens_out = max(OUTPUT_ALLOWANCE, self.ledger.largest_output)
+        usd = (tokens_in * rate.input + tokens_out * rate.output) / 1_000_000
+        priced = f"{model}'s rates" if rate.known else "the most expensive known rates"
+        how = f"{tokens_in} prompt and {tokens_out} output tokens at {priced}"
+        return round(usd, 6), how
 
     def call(self, request: AgentRequest, purpose: str) -> AgentResult:
         """Run ``request`` through the chain; the last attempt's result is returned.
@@ -149,25 +180,21 @@ class AgentRunner:
         for spec in self.specs:
             adapter = ADAPTERS[spec.name](spec)
             waited = 0.0
+            previous: AgentResult | None = None
             for attempt in range(1, self.retries + 2):
                 if cancelled():
                     return adapter.result(
                         error=AgentError("nonzero_exit", "not started: the session ended")
                     )
                 left = self.ledger.left_usd
-                needed = self.minimum_cost(spec, request)
-                if left is not None and (needed > left or (left <= 0 and spec.name != "command")):
-                    result = adapter.result(
-                        error=AgentError(
-                            "budget",
-                            f"not started: the call needs at least ${needed:.4f} and "
-                            f"${left:.4f} of the ${self.ledger.budget_usd:.2f} budget is left",
-                        )
-                    )
+                refused = self._refusal(spec, request, left, previous)
+                if refused is not None:
+                    result = adapter.result(error=AgentError("budget", refused))
                     self.ledger.record(result, purpose, attempt)
                     last = result
                     break  # a cheaper agent further down the chain may still fit
                 result = adapter.run(replace(request, budget_usd=left), self.env, self.pricing)
+                previous = result
                 self.ledger.record(result, purpose, attempt)
                 last = result
                 if result.error is None:
@@ -188,3 +215,26 @@ class AgentRunner:
                 last, error=AgentError("auth", "; ".join(excerpt(m, 300) for m in auth_failures))
             )
         return last
+
+    def _refusal(
+        self,
+        spec: AgentSpec,
+        request: AgentRequest,
+        left: float | None,
+        previous: AgentResult | None,
+    ) -> str | None:
+        """Why an attempt may not start with ``left`` USD of the budget (None: no limit),
+        after ``previous`` (the agent's attempt before, for a retry); None when it may."""
+        if left is None or spec.name == "command":
+            return None
+        needed, how = self.worst_case(spec, request)
+        budget = f"${left:.4f} of the ${self.ledger.budget_usd:.2f} budget is left"
+        before = max(0.0, previous.cost_usd or 0.0) if previous is not None else 0.0
+        if before > needed and before > left:
+            return (
+                f"not started: a retry may cost as much as the attempt before it, "
+                f"${before:.4f}, and {budget}"
+            )
+        if needed > left or left <= 0:
+            return f"not started: the call may cost up to ${needed:.4f} ({how}) and {budget}"
+        return None

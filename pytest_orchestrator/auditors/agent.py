@@ -9,9 +9,11 @@ repository or whose line is past the end of the file are dropped and counted in 
 
 The score is the agent's own score when it gives one, its lost points apportioned over
 its findings by severity; otherwise the finding formula of the static tools. An agent that
-fails (missing CLI, authentication, timeout, budget) makes the dimension ``unavailable``;
-an answer with neither a score nor a finding makes it ``error``, with an excerpt. Nothing
-in the answer is executed or changes any setting.
+fails (missing CLI, authentication, timeout, budget, non-zero exit) makes the dimension
+``unavailable``; an answer that cannot be read, whatever the CLI (output not in its format,
+an empty answer, an answer with neither a score nor a finding), makes it ``error``, with
+an excerpt of the answer (``(empty answer)`` when there was none). Nothing in the answer
+is executed or changes any setting.
 """
 
 from __future__ import annotations
@@ -81,7 +83,11 @@ class AgentAuditor(Auditor):
             retries=settings.agent_retries,
         )
         request = AgentRequest(
-            prompt=prompt, cwd=context.rootdir, timeout=settings.agent_timeout, edit=False
+            prompt=prompt,
+            cwd=context.rootdir,
+            timeout=settings.agent_timeout,
+            edit=False,
+            max_turns=settings.max_turns,
         )
 
         def call() -> None:
@@ -95,7 +101,6 @@ class AgentAuditor(Auditor):
         self._thread.start()
 
     def finish(self, context: AuditContext) -> AuditResult:
-        from pytest_orchestrator.agents.base import excerpt
         from pytest_orchestrator.agents.parse import ParseError, clean_findings, parse_audit
         from pytest_orchestrator.models import AuditResult
 
@@ -110,18 +115,14 @@ class AgentAuditor(Auditor):
         result = self._result
         if result is None:
             raise ToolUnavailable("the audit agent was not started")
-        if result.error is not None:
+        if result.error is not None and result.error.kind != "bad_output":
             raise ToolUnavailable(f"{result.agent}: {result.error.message}")
+        if result.error is not None:  # it answered, but not in its CLI's format
+            return self._unreadable(result, result.error.message)
         try:
             audit, how = parse_audit(result.text)
         except ParseError as exc:
-            return AuditResult(
-                dimension=self.dimension,
-                status="error",
-                reason=f"{result.agent}'s answer could not be read: {exc}",
-                tool=result.agent,
-                notes=[f"answer excerpt: {excerpt(result.text, 300)}"],
-            )
+            return self._unreadable(result, str(exc))
         kept, notes = clean_findings(audit, context.rootdir)
         findings = [
             make_finding(
@@ -153,6 +154,19 @@ class AgentAuditor(Auditor):
             deductions=_deductions(self.dimension, findings, audit.score, context, result.agent),
             tool=result.agent,
             notes=notes,
+        )
+
+    def _unreadable(self, result: AgentResult, why: str) -> AuditResult:
+        """The ``error`` dimension of an answer that could not be read, with its excerpt."""
+        from pytest_orchestrator.agents.base import excerpt
+        from pytest_orchestrator.models import AuditResult
+
+        return AuditResult(
+            dimension=self.dimension,
+            status="error",
+            reason=f"{result.agent}'s answer could not be read: {why}",
+            tool=result.agent,
+            notes=[f"answer excerpt: {excerpt(result.text, 300) or '(empty answer)'}"],
         )
 
     def cancel(self) -> None:

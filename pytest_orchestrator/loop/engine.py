@@ -402,6 +402,7 @@ class Loop:
                     cwd=self.rootdir,
                     timeout=self.settings.agent_timeout,
                     edit=True,
+                    max_turns=self.settings.max_turns,
                 ),
                 purpose=f"iteration {number}",
             )

@@ -8,13 +8,16 @@ Controlled by environment variables (all optional):
     ``success`` (default), ``error``, ``rate_limit``, ``auth``, ``garbage`` (output that is
     not the CLI's format, exit 0), ``nonzero`` (a usage error: nothing on stdout, a message
     on stderr, exit 2), ``timeout`` (sleeps ``FAKE_AGENT_SLEEP`` seconds, default 30), and
-    per CLI: claude ``is_error_success`` (``subtype: success`` with ``is_error: true``),
-    ``max_budget``, ``max_turns``; codex ``turn_failed``, ``reconnect`` (a stream ``error``
-    event, then success); gemini ``turn_limit`` (exit 53), ``input_error`` (exit 42);
-    aider ``tokens_only`` (usage report without cost), ``no_usage`` (no usage report),
-    ``retry_then_success`` (a RateLimitError, a retry, then success).
+    ``rate_limit_once`` (``rate_limit`` when the file ``FAKE_AGENT_STATE`` does not exist,
+    which it then creates; ``success`` when it does), and per CLI: claude
+    ``is_error_success`` (``subtype: success`` with ``is_error: true``), ``max_budget``,
+    ``max_turns``; codex ``turn_failed``, ``reconnect`` (a stream ``error`` event, then
+    success); gemini ``turn_limit`` (exit 53), ``input_error`` (exit 42), ``config_error``
+    (an invalid ``settings.json``: the message on stderr, exit 52); aider ``tokens_only``
+    (usage report without cost), ``no_usage`` (no usage report), ``retry_then_success`` (a
+    RateLimitError, a retry, then success).
 ``FAKE_AGENT_TEXT``
-    The answer; a path to an existing file means that file's text.
+    The answer; a path to an existing file means that file's text; empty: an empty answer.
 ``FAKE_AGENT_EDIT``
     A file to append ``edited by fake NAME`` to, on success, when the argv lets the agent
     edit (claude ``acceptEdits``, codex ``workspace-write``, gemini ``auto_edit``/``yolo``,
@@ -29,11 +32,13 @@ Controlled by environment variables (all optional):
 ``FAKE_AGENT_TOKENS_IN``, ``FAKE_AGENT_TOKENS_OUT``, ``FAKE_AGENT_CACHED``
     Token counts reported (defaults 1000, 200, 0); codex reports them per turn.
 ``FAKE_AGENT_COST``
-    USD reported by claude (``total_cost_usd``) and aider (session cost); default 0.0123.
+    USD reported by claude (``total_cost_usd`` and the model's ``modelUsage.costUSD``) and
+    aider (session cost); default 0.0123. A failing claude reports 0 unless it is set.
 ``FAKE_AGENT_TURNS``
     codex: the number of turns in the stream (default 1).
 ``FAKE_AGENT_MODEL``
-    gemini: the model it reports when no ``--model`` is given (default gemini-2.5-pro).
+    The model claude (``modelUsage``) and gemini (``stats.models``) report when no
+    ``--model`` is given (defaults claude-sonnet-4-5-20250929, gemini-2.5-pro).
 ``FAKE_AGENT_SESSION``
     The session or thread id reported (default ``fake-session-0001``).
 """
@@ -133,6 +138,8 @@ def _print_json(value: dict[str, Any], stream: Any = None) -> None:
 
 def _claude(args: list[str], mode: str) -> int:
     tokens_in, tokens_out = _int("FAKE_AGENT_TOKENS_IN", 1000), _int("FAKE_AGENT_TOKENS_OUT", 200)
+    model = _option(args, "--model") or _env("FAKE_AGENT_MODEL", "claude-sonnet-4-5-20250929")
+    cost = float(_env("FAKE_AGENT_COST", "0.0123"))
     doc: dict[str, Any] = {
         "type": "result",
         "subtype": "success",
@@ -142,7 +149,7 @@ def _claude(args: list[str], mode: str) -> int:
         "num_turns": 3,
         "result": _answer("claude"),
         "session_id": _env("FAKE_AGENT_SESSION", "fake-session-0001"),
-        "total_cost_usd": float(_env("FAKE_AGENT_COST", "0.0123")),
+        "total_cost_usd": cost,
         "usage": {
             "input_tokens": tokens_in,
             "cache_creation_input_tokens": 0,
@@ -150,6 +157,17 @@ def _claude(args: list[str], mode: str) -> int:
             "output_tokens": tokens_out,
             "server_tool_use": {"web_search_requests": 0},
             "service_tier": "standard",
+        },
+        "modelUsage": {
+            model: {
+                "inputTokens": tokens_in,
+                "outputTokens": tokens_out,
+                "cacheReadInputTokens": _int("FAKE_AGENT_CACHED", 0),
+                "cacheCreationInputTokens": 0,
+                "webSearchRequests": 0,
+                "costUSD": cost,
+                "contextWindow": 200000,
+            }
         },
         "permission_denials": [],
         "uuid": "00000000-0000-4000-8000-000000000001",
@@ -166,8 +184,10 @@ def _claude(args: list[str], mode: str) -> int:
         _print_json(doc)
         return 0
     if mode in failures:
-        doc.update(is_error=True, result=failures[mode], total_cost_usd=0, num_turns=1)
+        spent = float(os.environ.get("FAKE_AGENT_COST", "0"))  # what it spent before failing
+        doc.update(is_error=True, result=failures[mode], total_cost_usd=spent, num_turns=1)
         doc["usage"].update(input_tokens=0, output_tokens=0, cache_read_input_tokens=0)
+        doc["modelUsage"] = {}
     elif mode in ("max_budget", "max_turns", "error"):
         doc.pop("result")
         doc["is_error"] = True
@@ -300,6 +320,14 @@ def _gemini(args: list[str], mode: str) -> int:
         ),
         "error": (1, "Error", "[API Error: An unexpected critical error occurred]", "[ERROR] "),
     }
+    if mode == "config_error":
+        # FatalConfigError: settings.json is read before any output format applies
+        print(
+            "Error in /home/user/.gemini/settings.json: Unexpected token } in JSON at "
+            "position 42\nPlease fix the configuration file(s) and try again.",
+            file=sys.stderr,
+        )
+        return 52
     if mode not in errors:
         print(f"Unknown argument: fake-{mode}", file=sys.stderr)
         return 1
@@ -405,6 +433,10 @@ def main(name: str, args: list[str]) -> int:
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     _log(name, args, stdin)
     mode = _env("FAKE_AGENT_MODE", "success")
+    if mode == "rate_limit_once":
+        state = Path(os.environ["FAKE_AGENT_STATE"])
+        mode = "success" if state.exists() else "rate_limit"
+        state.touch()
     if mode == "timeout":
         time.sleep(float(_env("FAKE_AGENT_SLEEP", "30")))
         return 0

@@ -97,12 +97,15 @@ METHOD = '''    def method_{m}(self, other):
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall-clock seconds and exit status of ``argv`` (output discarded)."""
+    """Wall-clock seconds and exit status of ``argv`` (output discarded). The environment is
+    this one plus ``env``, without PYTHONDONTWRITEBYTECODE: with it, a module edited since its
+    ``.pyc`` was written is compiled again on every run, as on no user's machine."""
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     started = time.perf_counter()
     done = subprocess.run(
         argv,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,

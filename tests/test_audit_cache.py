@@ -89,6 +89,11 @@ def checked_files(argv: list[str]) -> list[str]:
     return sorted(Path(a).name for a in argv if a.endswith(".py"))
 
 
+def by_tool(commands: list[list[str]]) -> dict[str, list[str]]:
+    """The commands by tool (the tools start in threads, in no fixed order)."""
+    return {("bandit" if "bandit" in argv else "ruff"): argv for argv in commands}
+
+
 def test_cached_findings_equal_uncached_after_edit_delete_add(
     project: pytest.Pytester, commands: list[list[str]]
 ) -> None:
@@ -106,7 +111,9 @@ def test_cached_findings_equal_uncached_after_edit_delete_add(
     (pkg / "vendor" / "lib.py").write_text("import pickle\n")  # excluded by both tools
     commands.clear()
     edited = audits(project)
-    assert [checked_files(argv) for argv in commands] == [["mod1.py"], ["lib.py", "mod1.py"]]
+    started = by_tool(commands)
+    assert checked_files(started["ruff"]) == ["mod1.py"]
+    assert checked_files(started["bandit"]) == ["lib.py", "mod1.py"]
     assert edited != first
     commands.clear()
     assert uncached(project) == edited
@@ -117,7 +124,7 @@ def test_cached_findings_equal_uncached_after_edit_delete_add(
     (pkg / "mod3.py").write_text("syntax error here (\n")
     commands.clear()
     changed = audits(project)
-    assert checked_files(commands[1]) == ["mod3.py", "new.py"]  # bandit: per file
+    assert checked_files(by_tool(commands)["bandit"]) == ["mod3.py", "new.py"]  # per file
     commands.clear()
     assert uncached(project) == changed
     assert any(f["path"] == "pkg/sub/new.py" for f in changed["security"]["findings"])
@@ -132,7 +139,7 @@ def test_a_configuration_change_invalidates(
     pyproject.write_text(PYPROJECT.replace('"E", "F", "S"', '"F"').replace('"B101"', '"B602"'))
     commands.clear()
     changed = audits(project)
-    assert [argv[-1] for argv in commands][:1] == ["."]  # ruff over the whole project
+    assert by_tool(commands)["ruff"][-1] == "."  # ruff over the whole project
     assert all(f["rule_id"].startswith("F") for f in changed["lint"]["findings"])
     assert not any(f["rule_id"] == "B602" for f in changed["security"]["findings"])
     assert uncached(project) == changed

@@ -79,6 +79,32 @@ def test_crashing_auditor_is_unavailable_not_a_traceback(pytester: pytest.Pytest
     assert "Traceback" not in result.stdout.str()
 
 
+def test_a_tool_auditor_failing_in_its_start_thread_is_unavailable(
+    pytester: pytest.Pytester,
+) -> None:
+    # CommandAuditor.start plans and launches in a thread; what fails there is reported
+    # when the audit is joined, like a crash in finish, not lost with the thread
+    pytester.makeconftest(
+        "from pytest_orchestrator.auditors.tools import CommandAuditor\n"
+        "class Broken(CommandAuditor):\n"
+        "    dimension = 'broken'\n"
+        "    tool = 'broken'\n"
+        "    def command(self, context):\n"
+        "        raise ValueError('no argv')\n"
+        "    def finish(self, context):\n"
+        "        self.wait()\n"
+        "def pytest_orchestrator_auditors(config):\n"
+        "    return [Broken()]\n"
+    )
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest("--orchestrate", "--orchestrate-dimensions=tests,broken")
+
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*! broken is unavailable: auditor Broken crashed: ValueError: no argv -> left out*"]
+    )
+
+
 def test_audit_result_hook_observes_each_dimension(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         "def pytest_orchestrator_audit_result(config, result):\n"

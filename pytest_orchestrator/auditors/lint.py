@@ -51,13 +51,9 @@ class RuffAuditor(CommandAuditor):
         super().__init__()
         self._plan: cache.CachePlan | None = None
 
-    def start(self, context: AuditContext) -> None:
+    def begin(self, context: AuditContext) -> None:
         """Run ruff on the files changed since the cached run (none: do not run it)."""
-        try:
-            argv = self.command(context)
-        except ToolUnavailable as exc:
-            self._not_started = str(exc)
-            return
+        argv = self.command(context)
         self._plan = cache.ruff_plan(context, argv[0], argv[2:-1])
         if self._plan is None or self._plan.run is None:
             self.launch(argv, context)
@@ -72,6 +68,7 @@ class RuffAuditor(CommandAuditor):
         return [*argv, "."]
 
     def finish(self, context: AuditContext) -> AuditResult:
+        self.ready()
         plan = self._plan
         if plan is not None and plan.complete:
             items = [item for _, payload in plan.merge({}) for item in payload["items"]]

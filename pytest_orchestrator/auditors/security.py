@@ -36,13 +36,9 @@ class BanditAuditor(CommandAuditor):
         super().__init__()
         self._plan: cache.CachePlan | None = None
 
-    def start(self, context: AuditContext) -> None:
+    def begin(self, context: AuditContext) -> None:
         """Run bandit on the files changed since the cached run (none: do not run it)."""
-        try:
-            argv = self.command(context)
-        except ToolUnavailable as exc:
-            self._not_started = str(exc)
-            return
+        argv = self.command(context)
         targets = list(context.project.sources)
         options = argv[4 + len(targets) :]
         found = cache.bandit_plan(context, argv[0], targets, options)
@@ -66,6 +62,7 @@ class BanditAuditor(CommandAuditor):
         return argv
 
     def finish(self, context: AuditContext) -> AuditResult:
+        self.ready()
         plan = self._plan
         if plan is not None and plan.complete:
             return self._result(context, *_joined(plan.merge({})), 0.0)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -127,8 +128,11 @@ def distribution_version(name: str) -> str | None:
 class CommandAuditor(Auditor):
     """An auditor whose tool runs as one background command, started at session start.
 
-    Subclasses define :meth:`command` (the argv, or raise ToolUnavailable) and read the
-    output in ``finish`` through :meth:`wait`.
+    :meth:`start` runs :meth:`begin` in a thread, so what comes before the launch (the audit
+    cache's file listing and hashing, see ``cache``) overlaps collection and the run as the
+    tool itself does. Subclasses define :meth:`command` (the argv, or raise ToolUnavailable),
+    may override :meth:`begin`, and read the output in ``finish`` through :meth:`wait`,
+    calling :meth:`ready` first if they read what ``begin`` set.
     """
 
     install_hint: ClassVar[str] = ""
@@ -136,35 +140,70 @@ class CommandAuditor(Auditor):
     def __init__(self) -> None:
         self._command: BackgroundCommand | None = None
         self._not_started = f"{self.tool} was not started"
+        self._starter: threading.Thread | None = None
+        self._failure: Exception | None = None
+        self._lock = threading.Lock()
+        self._cancelled = False
 
     def command(self, context: AuditContext) -> list[str]:
         """The argv to run in the rootdir. :raises ToolUnavailable: it cannot run."""
         raise NotImplementedError
 
     def start(self, context: AuditContext) -> None:
+        self._starter = threading.Thread(
+            target=self._begin, args=(context,), name=f"pytest-orchestrator-{self.tool}"
+        )
+        self._starter.daemon = True
+        self._starter.start()
+
+    def _begin(self, context: AuditContext) -> None:
         try:
-            argv = self.command(context)
+            self.begin(context)
         except ToolUnavailable as exc:
             self._not_started = str(exc)
-            return
-        self.launch(argv, context)
+        except Exception as exc:  # a bug: ready() raises it in the main thread
+            self._failure = exc
+
+    def begin(self, context: AuditContext) -> None:
+        """Launch the tool (in the start thread). The default launches :meth:`command`.
+
+        :raises ToolUnavailable: it cannot run; ``finish`` then reports it unavailable.
+        """
+        self.launch(self.command(context), context)
+
+    def ready(self) -> None:
+        """Wait until :meth:`begin` is done.
+
+        :raises Exception: what ``begin`` raised, other than ToolUnavailable.
+        """
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+        if self._failure is not None:
+            raise self._failure
 
     def launch(self, argv: list[str], context: AuditContext) -> None:
-        """Start ``argv`` in the background in the rootdir."""
-        self._command = BackgroundCommand(
-            argv, context.rootdir, context.settings.tool_timeout, self.install_hint
-        )
-        self._command.start()
+        """Start ``argv`` in the background in the rootdir (not once cancelled)."""
+        with self._lock:
+            if self._cancelled:
+                return
+            self._command = BackgroundCommand(
+                argv, context.rootdir, context.settings.tool_timeout, self.install_hint
+            )
+            self._command.start()
 
     def cancel(self) -> None:
-        if self._command is not None:
-            self._command.cancel()
+        with self._lock:
+            self._cancelled = True
+            if self._command is not None:
+                self._command.cancel()
 
     def wait(self) -> tuple[int, str, str, float]:
         """(exit code, stdout, stderr, seconds) of the command.
 
         :raises ToolUnavailable: it was not started, is missing or timed out.
         """
+        self.ready()
         if self._command is None:
             raise ToolUnavailable(self._not_started)
         code, out, err = self._command.wait()

@@ -305,6 +305,11 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
 }
 
 
+def ini_names() -> list[str]:
+    """Every ini setting of the plugin (``orchestrate``, ``orchestrate_target_score``, ...)."""
+    return [option.ini for option in OPTIONS] + list(_INI_HELP)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("orchestrator", "quality gate and gap closure")
     for option in OPTIONS:

@@ -9,11 +9,15 @@ The container itself is exercised by ``test_remote_docker.py``.
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from junitparser import JUnitXml
@@ -535,3 +539,408 @@ def test_host_conftest_is_not_loaded_in_exec_mode(
     result = project.runpytest(*remote_args(remote_dir, HOST_ONLY))
 
     assert result.parseoutcomes()["passed"] == 7
+
+
+def split_sync(project: pytest.Pytester, remote_dir: Path) -> tuple[Path, Path]:
+    """The container keeps the tests and the package in different directories: ``app``
+    (the rootdir: configuration and tests) and ``lib/calc`` (the package, on PYTHONPATH)."""
+    shutil.rmtree(remote_dir, ignore_errors=True)
+    app, lib = remote_dir / "app", remote_dir / "lib"
+    shutil.copytree(project.path, app, ignore=shutil.ignore_patterns("calc"))
+    shutil.copytree(project.path / "calc", lib / "calc")
+    return app, lib
+
+
+def assert_split_run(result: pytest.RunResult, report: Report, app: Path) -> None:
+    """Both mappings were used: node ids come from the first, coverage from the second."""
+    assert outcomes(result) == {
+        "failed": 1,
+        "passed": 7,
+        "skipped": 1,
+        "xfailed": 1,
+        "xpassed": 1,
+        "errors": 2,
+    }
+    result.stdout.fnmatch_lines(
+        [
+            f"running the tests in 'remote' through: env -C {app} PYTHONPATH=*",
+            "remote:tests/test_ops.py::TestPower::test_square PASSED*",
+        ]
+    )
+    coverage = report.audit("coverage")
+    assert coverage is not None and coverage.coverage is not None, coverage
+    assert {f.path: f.percent for f in coverage.coverage.files} == {
+        "calc/__init__.py": 100.0,
+        "calc/ops.py": 92.31,
+        "calc/report.py": 0.0,
+    }
+    assert report.remote is not None
+    assert report.remote.rootdir == str(app)
+    assert report.remote.unmapped == [] and report.remote.problems == []
+
+
+@pytest.mark.parametrize("ini", ["pytest.ini", "pyproject.toml"])
+def test_exec_and_two_path_maps_from_the_ini_file(
+    project: pytest.Pytester, remote_dir: Path, ini: str
+) -> None:
+    app, lib = remote_dir / "app", remote_dir / "lib"
+    if ini == "pytest.ini":  # linelist-like: one mapping per line
+        project.path.joinpath("pytest.ini").write_text(
+            "[pytest]\n"
+            "pythonpath = .\n"
+            "testpaths = tests\n"
+            "markers = slow: a slow test\n"
+            "orchestrate = true\n"
+            f"orchestrate_exec = env -C {app} PYTHONPATH={lib}\n"
+            f"orchestrate_exec_command = {sys.executable} -m pytest\n"
+            "orchestrate_path_map =\n"
+            f"    {app}=.\n"
+            f"    {lib}/calc=calc\n"
+        )
+    else:
+        with (project.path / "pyproject.toml").open("a") as handle:
+            handle.write(
+                "orchestrate = true\n"
+                f'orchestrate_exec = "env -C {app} PYTHONPATH={lib}"\n'
+                f'orchestrate_exec_command = "{sys.executable} -m pytest"\n'
+                f'orchestrate_path_map = ["{app}=.", "{lib}/calc=calc"]\n'
+            )
+    split_sync(project, remote_dir)
+    result = project.runpytest_subprocess("-v", "--orchestrate-report=json:report.json")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert_split_run(result, load(project.path / "report.json"), app)
+
+
+def test_path_map_given_twice_on_the_command_line(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    app, lib = split_sync(project, remote_dir)
+    both = [
+        "--orchestrate",
+        f"--orchestrate-exec=env -C {app} PYTHONPATH={lib}",
+        COMMAND,
+        f"--orchestrate-path-map={app}=.",
+        f"--orchestrate-path-map={lib}/calc=calc",
+    ]
+    result = project.runpytest_subprocess(*both, "-v", "--orchestrate-report=json:report.json")
+    # without the second mapping, the package is looked for (and measured) in app/calc
+    first_only = project.runpytest_subprocess(*both[:-1], "--orchestrate-report=json:first.json")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert_split_run(result, load(project.path / "report.json"), app)
+    assert outcomes(first_only) == outcomes(result)  # the tests are found through the first
+    coverage = load(project.path / "first.json").audit("coverage")
+    assert coverage is not None and coverage.status == "unavailable"
+    assert "no measured source file" in (coverage.reason or "")
+
+
+#: Printed by the remote tests below just before they hang or die; built at run time so
+#: that the host's output can only contain it if it came back from the remote side.
+MARKER = "tail-marker-" + "7d1c"
+PRINT_MARKER = 'print("tail-marker-" + "7d1c", flush=True)\n'
+
+
+def test_timeout_errors_quote_the_tail_of_the_remote_output(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    project.path.joinpath("tests", "test_slow.py").write_text(
+        f"import time\n\ndef test_sleeps():\n    {PRINT_MARKER}    time.sleep(60)\n"
+    )
+    sync(project, remote_dir)
+    result = project.runpytest(
+        *remote_args(remote_dir, HOST_ONLY),
+        f"{COMMAND} -s",  # the marker goes to the remote output, not to pytest's capture
+        "--orchestrate-exec-timeout=3",
+        "tests/test_slow.py",
+        "tests/test_zero.py",  # never reached
+    )
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # what the test printed, then the interrupted remote pytest's own last words
+    tail = [
+        "the remote run timed out after 3 s before this test reported; last remote output:",
+        f"*tests/test_slow.py {MARKER}",
+        "*!!! KeyboardInterrupt !!!*",
+        f"{remote_dir}/tests/test_slow.py:5: KeyboardInterrupt",
+        "*= no tests ran in *",
+    ]
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at setup of test_sleeps _*",
+            *tail,
+            "*_ ERROR at setup of test_divide_by_zero _*",
+            *tail,
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("victim", "message"),
+    [
+        (
+            # the remote pytest: the bootstrap still sends its output back
+            "os.kill(os.getpid(), signal.SIGKILL)",
+            "the remote pytest was killed by signal 9 before this test reported; "
+            "last remote output:",
+        ),
+        (
+            # the remote program itself: what it printed on the exec channel is all there is
+            "fd = os.open(f'/proc/{os.getppid()}/fd/2', os.O_WRONLY | os.O_APPEND)\n"
+            "    os.write(fd, ('tail-marker-' + '7d1c\\n').encode())\n"
+            "    os.kill(os.getppid(), signal.SIGKILL)",
+            "*no result came back from the container (exec exit status -9); last output:",
+        ),
+    ],
+    ids=["pytest-killed", "remote-program-killed"],
+)
+def test_killed_run_errors_quote_the_tail_of_the_remote_output(
+    project: pytest.Pytester, remote_dir: Path, victim: str, message: str
+) -> None:
+    project.path.joinpath("tests", "test_kill.py").write_text(
+        f"import os, signal\n\ndef test_kill():\n    {PRINT_MARKER}    {victim}\n"
+    )
+    sync(project, remote_dir)
+    result = project.runpytest(*remote_args(remote_dir, HOST_ONLY), f"{COMMAND} -s")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([message, f"*{MARKER}"])
+
+
+#: The project's own pytest plugin, given with -p: in exec mode it is the project code
+#: that runs on the host (conftest.py files are not loaded there).
+HOST_PLUGIN = '''"""Hooks of the project, loaded on the host with -p ci.hooks."""
+
+seen = []
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        seen.append(item.nodeid)
+'''
+
+
+@pytest.mark.parametrize(
+    ("runner", "measured_by", "hooks"),
+    [
+        # our own measurement is not started in exec mode: nothing runs here for it
+        ([], "pytest-orchestrator", (0.0, "3, 6-8")),
+        # pytest-cov starts after -p plugins are imported: only the hook's body is seen
+        (["--cov=calc", "--cov=ci"], "pytest-cov", (50.0, "3, 6")),
+        # coverage run measures the host process from its start
+        (["coverage"], "coverage", (100.0, "")),
+    ],
+    ids=["own", "pytest-cov", "coverage-run"],
+)
+def test_host_coverage_is_combined_with_the_container_coverage(
+    project: pytest.Pytester,
+    remote_dir: Path,
+    runner: list[str],
+    measured_by: str,
+    hooks: tuple[float, str],
+) -> None:
+    project.path.joinpath("ci").mkdir()
+    project.path.joinpath("ci", "__init__.py").write_text("")
+    project.path.joinpath("ci", "hooks.py").write_text(HOST_PLUGIN)
+    with (project.path / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.coverage.run]\nsource = ["calc", "ci"]\n')
+    sync(project, remote_dir)
+    args = [*remote_args(remote_dir), "-p", "ci.hooks", "--orchestrate-report=json:report.json"]
+    if runner == ["coverage"]:
+        result = project.run(
+            sys.executable, "-m", "coverage", "run", "-m", "pytest", *args, timeout=300
+        )
+    else:
+        result = project.runpytest_subprocess(*runner, *args)
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    coverage = load(project.path / "report.json").audit("coverage")
+    assert coverage is not None and coverage.coverage is not None, coverage
+    assert coverage.coverage.measured_by == measured_by
+    files = {f.path: (f.percent, f.missing_lines) for f in coverage.coverage.files}
+    assert files == {
+        "calc/__init__.py": (100.0, ""),  # from the container
+        "calc/ops.py": (92.31, "13"),
+        "calc/report.py": (0.0, "1-5"),
+        "ci/__init__.py": (100.0, ""),
+        "ci/hooks.py": hooks,  # from this machine
+    }
+
+
+class _KubeAPI(http.server.BaseHTTPRequestHandler):
+    """Just enough of a Kubernetes API server for ``kubectl exec`` to look a pod up:
+    discovery, ``GET /api/v1/namespaces/NS/pods/NAME`` (pods named done-* have completed;
+    any other is missing) and, after a missing pod, ``GET /api/v1/namespaces/NS`` (only
+    the namespace qa exists)."""
+
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        path = self.path.partition("?")[0].rstrip("/")
+        self.paths.append(path)
+        name = path.rpartition("/")[2]
+        status, body = 200, {}
+        if path == "/api":
+            body = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        elif path == "/apis":
+            body = {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+        elif path == "/api/v1":
+            verbs = ["get", "list", "create"]
+            body = {
+                "kind": "APIResourceList",
+                "groupVersion": "v1",
+                "resources": [
+                    {"name": "pods", "namespaced": True, "kind": "Pod", "verbs": verbs},
+                    {
+                        "name": "pods/exec",
+                        "namespaced": True,
+                        "kind": "PodExecOptions",
+                        "verbs": verbs,
+                    },
+                ],
+            }
+        elif path.startswith("/api/v1/namespaces/") and path.count("/") == 4:
+            if name == "qa":
+                body = {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}}
+            else:
+                status, body = 404, _not_found("namespaces", name)
+        elif "/pods/" in path and name.startswith("done-"):
+            body = {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": {"name": name},
+                "spec": {"containers": [{"name": "app", "image": "app"}]},
+                "status": {"phase": "Succeeded"},
+            }
+        else:
+            status, body = 404, _not_found("pods", name)
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _not_found(kind: str, name: str) -> dict[str, object]:
+    """The API server's answer for a missing object."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": f'{kind} "{name}" not found',
+        "reason": "NotFound",
+        "details": {"name": name, "kind": kind},
+        "code": 404,
+    }
+
+
+@pytest.fixture
+def kube_api() -> Iterator[str]:
+    """The URL of a :class:`_KubeAPI` server running in a thread."""
+    _KubeAPI.paths.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KubeAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize(
+    ("namespace", "pod", "message"),
+    [
+        (
+            "qa",
+            "web-0",
+            "ERROR: --orchestrate-exec: kubectl target 'web-0' does not exist (Error from "
+            'server (NotFound): pods "web-0" not found); check its name and namespace '
+            "('kubectl get pods --server=http://127.0.0.1:* -n qa' lists them)",
+        ),
+        (
+            "staging",
+            "web-0",
+            "ERROR: --orchestrate-exec: kubectl target 'web-0' does not exist (Error from "
+            'server (NotFound): namespaces "staging" not found); check its name and '
+            "namespace ('kubectl get pods --server=http://127.0.0.1:* -n staging' lists them)",
+        ),
+        (
+            "qa",
+            "done-0",
+            "ERROR: --orchestrate-exec: kubectl pod 'done-0' has completed (phase Succeeded), "
+            "so nothing can run in it; exec into a running pod ('kubectl get pods "
+            "--server=http://127.0.0.1:* -n qa' lists the pods and their status)",
+        ),
+    ],
+    ids=["missing-pod", "missing-namespace", "completed-pod"],
+)
+def test_real_kubectl_missing_or_completed_pod_is_a_one_line_error(
+    project: pytest.Pytester, kube_api: str, namespace: str, pod: str, message: str
+) -> None:
+    # a real kubectl asks a (minimal) API server, and prints what it prints for a cluster
+    result = project.runpytest(
+        "--orchestrate",
+        HOST_ONLY,
+        f"--orchestrate-exec=kubectl --server={kube_api} exec -i -n {namespace} {pod}",
+    )
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"/api/v1/namespaces/{namespace}/pods/{pod}" in _KubeAPI.paths
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_our_ini_settings_are_known_to_a_container_without_the_plugin(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    # The ini is shared by host and container; the container's pytest has no
+    # pytest-orchestrator (-p no:orchestrator here), and filterwarnings = error would make
+    # "Unknown config option: orchestrate_target_score" stop it before any test ran.
+    with (project.path / "pyproject.toml").open("a") as handle:
+        handle.write('filterwarnings = ["error"]\norchestrate_target_score = "90"\n')
+    sync(project, remote_dir)
+    result = project.runpytest_subprocess(
+        "--orchestrate",
+        f"--orchestrate-exec=env -C {remote_dir}",
+        f"--orchestrate-path-map={remote_dir}=.",
+        f"--orchestrate-exec-command={sys.executable} -m pytest -p no:orchestrator",
+        "--orchestrate-dimensions=tests",
+    )
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert outcomes(result) == {
+        "failed": 1,
+        "passed": 7,
+        "skipped": 1,
+        "xfailed": 1,
+        "xpassed": 1,
+        "errors": 2,
+    }
+
+
+def test_a_coverage_configuration_no_path_map_covers_is_reported(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    (project.path / ".coveragerc").write_text("[run]\nbranch = true\n")
+    sync(project, remote_dir)
+    result = project.runpytest_subprocess(
+        "--orchestrate",
+        f"--orchestrate-exec=env -C {remote_dir}",
+        f"--orchestrate-path-map={remote_dir}/tests=tests",
+        f"--orchestrate-path-map={remote_dir}/calc=calc",
+        COMMAND,
+        "--orchestrate-report=json:report.json",
+    )
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    problems = load(project.path / "report.json").remote.problems  # type: ignore[union-attr]
+    assert any(
+        ".coveragerc" in p and "not under any --orchestrate-path-map" in p and "without it" in p
+        for p in problems
+    ), problems

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from junitparser import JUnitXml
 
 from pytest_orchestrator.models import Report
 
@@ -80,7 +81,10 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     slow = project / "slow"
     slow.mkdir()
     slow.joinpath("test_sleep.py").write_text(
-        "import time\n\ndef test_sleeps():\n    time.sleep(120)\n"
+        "import time\n\n"
+        "def test_sleeps():\n"
+        "    print('about to hang: ' + 'marker-5e2b', flush=True)\n"
+        "    time.sleep(120)\n"
     )
     blocker = root / "blocker" / "coverage"
     blocker.mkdir(parents=True)
@@ -133,10 +137,38 @@ def load(path: Path) -> Report:
     return Report.model_validate(json.loads(path.read_text()))
 
 
+def junit_outcomes(path: Path, strip: str = "") -> dict[tuple[str, str], str]:
+    """(classname, name) -> the result kinds of each JUnit testcase ("passed" for none)."""
+    out = {}
+    for suite in JUnitXml.fromfile(str(path)):
+        for case in suite:
+            kinds = sorted(type(r).__name__ for r in case.result)
+            out[(case.classname.removeprefix(strip), case.name)] = ",".join(kinds) or "passed"
+    return out
+
+
+def short_summary(stdout: str, strip: str = "") -> list[str]:
+    """The lines of pytest's short test summary (-rA), node ids without ``strip``."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "short test summary info" in line)
+    out = []
+    for line in lines[start + 1 :]:
+        if line.startswith("="):
+            break
+        out.append(line.replace(f" {strip}", " ", 1) if strip else line)
+    return out
+
+
 def test_container_run_matches_the_same_suite_run_locally(compose: Compose) -> None:
     local_copy = compose.root / "local"
     shutil.copytree(OUTCOMES, local_copy)
-    local = pytest_run(local_copy, "--orchestrate", "-rA", "--orchestrate-report=json:r.json")
+    local = pytest_run(
+        local_copy,
+        "--orchestrate",
+        "-rA",
+        "--orchestrate-report=json:r.json",
+        f"--junitxml={local_copy / 'local.xml'}",
+    )
     remote = pytest_run(
         compose.project,
         "--orchestrate",
@@ -161,10 +193,23 @@ def test_container_run_matches_the_same_suite_run_locally(compose: Compose) -> N
             "coverage 6.*): 12 tests, 1 round trip, * s",
         ]
     )
-    summary = [
-        line for line in remote.stdout.splitlines() if line.startswith("=") and " in " in line
-    ]
-    assert "1 failed, 7 passed, 1 skipped, 1 xfailed, 1 xpassed, 2 errors" in summary[-1]
+    for run in (local, remote):
+        summary = [
+            line for line in run.stdout.splitlines() if line.startswith("=") and " in " in line
+        ]
+        assert "1 failed, 7 passed, 1 skipped, 1 xfailed, 1 xpassed, 2 errors" in summary[-1]
+    # test by test: the same items with the same outcomes, in the host's JUnit XML and in
+    # the short summary (which tells xfail and xpass apart, as JUnit does not)
+    expected = junit_outcomes(local_copy / "local.xml")
+    assert junit_outcomes(compose.root / "remote.xml", strip="app:") == expected
+    assert len(expected) == 12
+    assert expected[("tests.test_ops", "test_divide_fails")] == "Failure"
+    assert expected[("tests.test_ops", "test_setup_error")] == "Error"
+    assert expected[("tests.test_ops", "test_skipped")] == "Skipped"
+    local_summary = short_summary(local.stdout)
+    assert short_summary(remote.stdout, strip="app:") == local_summary
+    assert len(local_summary) == 13  # 12 tests, test_teardown_error both PASSED and ERROR
+    assert "XPASS tests/test_ops.py::test_unexpectedly_fixed - was broken once" in local_summary
     here, there = load(local_copy / "r.json"), load(compose.root / "remote.json")
     assert {a.dimension: a.score for a in there.audits} == {
         a.dimension: a.score for a in here.audits
@@ -230,12 +275,24 @@ def test_timeout_stops_the_remote_pytest_too(compose: Compose) -> None:
         compose.project,
         "--orchestrate",
         f"--orchestrate-exec={compose.prefix()}",
+        "--orchestrate-exec-command=python -m pytest -s",  # the test's print is not captured
         "--orchestrate-exec-timeout=3",
         "slow",
     )
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "the remote run timed out after 3 s before this test reported" in result.stdout
+    # the error quotes the tail of the remote output: what the test printed before it hung,
+    # then the interrupted remote pytest's own report
+    pytest.LineMatcher(result.stdout.splitlines()).fnmatch_lines(
+        [
+            "*_ ERROR at setup of test_sleeps _*",
+            "the remote run timed out after 3 s before this test reported; last remote output:",
+            "slow/test_sleep.py about to hang: marker-5e2b",
+            "*!!! KeyboardInterrupt !!!*",
+            "/srv/project/slow/test_sleep.py:5: KeyboardInterrupt",
+            "*= no tests ran in *",
+        ]
+    )
     # Killing a docker exec client does not stop the process in the container; the
     # remote side enforces the deadline itself, so no pytest is left running there.
     survivors = compose.compose(

@@ -416,7 +416,122 @@ def test_diagnose_ssh_unreachable() -> None:
     )
 
 
-@pytest.mark.parametrize("prefix", ["docker exec ctr", "docker-compose exec web", "ssh host"])
+# podman's messages: libpod's ErrCtrStateInvalid ("container state improper") and
+# ErrNoSuchCtr ("no such container"), as podman 1.x and podman 2.0 and later print them.
+PODMAN_STOPPED = [
+    "Error: can only create exec sessions on running containers: container state improper\n",
+    "Error: cannot exec into container that is not running: container state improper\n",
+]
+PODMAN_MISSING = [
+    'Error: no container with name or ID "nosuch" found: no such container\n',
+    "Error: unable to exec into nosuch: no container with name or ID nosuch found: "
+    "no such container\n",
+]
+
+
+@pytest.mark.parametrize("text", PODMAN_STOPPED, ids=["podman-2+", "podman-1"])
+@pytest.mark.parametrize("returncode", [125, 126])
+def test_diagnose_podman_stopped_container(text: str, returncode: int) -> None:
+    # 126 is also a missing interpreter's status: the message decides, not the status
+    found = diagnosis("podman exec -w /src web", returncode, text)
+    assert found == "podman target 'web' is not running; start it with 'podman start web'"
+
+
+@pytest.mark.parametrize("text", PODMAN_MISSING, ids=["podman-4+", "podman-1"])
+def test_diagnose_podman_missing_container(text: str) -> None:
+    found = diagnosis("podman exec nosuch", 125, text)
+    assert found == (
+        "podman target 'nosuch' does not exist; check its name ('podman ps -a' lists them)"
+    )
+
+
+def test_diagnose_podman_compose_stopped_service() -> None:
+    # podman-compose runs 'podman exec PROJECT_SERVICE_1 ...' and passes podman's error on
+    found = diagnosis("podman-compose -f dc.yml exec web", 125, PODMAN_STOPPED[0])
+    assert found == (
+        "compose-v1 target 'web' is not running; start it with 'podman-compose -f dc.yml up -d web'"
+    )
+
+
+# kubectl 1.32 against an API server: the pod is missing, or its phase is Succeeded/Failed
+# (kubectl refuses to exec before it contacts the container).
+KUBECTL_DISCOVERY_NOISE = (
+    'E1122 04:26:44.953131   27633 memcache.go:265] "Unhandled Error" err="couldn\'t get '
+    'current server API group list: the server could not find the requested resource"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "text", "expected"),
+    [
+        (
+            "kubectl exec -i web-0 --",
+            'Error from server (NotFound): pods "web-0" not found\n',
+            "kubectl target 'web-0' does not exist (Error from server (NotFound): pods "
+            "\"web-0\" not found); check its name and namespace ('kubectl get pods' lists them)",
+        ),
+        (
+            "kubectl --context prod exec -i -n qa -c app web-0 --",
+            KUBECTL_DISCOVERY_NOISE + 'Error from server (NotFound): pods "web-0" not found\n',
+            "kubectl target 'web-0' does not exist (Error from server (NotFound): pods "
+            '"web-0" not found); check its name and namespace (\'kubectl get pods --context '
+            "prod -n qa' lists them)",
+        ),
+        (
+            "kubectl exec -i --namespace=qa deploy/web",
+            'Error from server (NotFound): deployments.apps "web" not found\n',
+            "kubectl target 'deploy/web' does not exist (Error from server (NotFound): "
+            'deployments.apps "web" not found); check its name and namespace (\'kubectl get '
+            "deploy --namespace=qa' lists them)",
+        ),
+        (
+            "kubectl exec -i -nqa web-0",
+            'Error from server (NotFound): namespaces "qa" not found\n',
+            "kubectl target 'web-0' does not exist (Error from server (NotFound): namespaces "
+            "\"qa\" not found); check its name and namespace ('kubectl get pods -nqa' lists "
+            "them)",
+        ),
+    ],
+    ids=["pod", "pod-in-namespace", "deployment", "namespace"],
+)
+def test_diagnose_kubectl_missing_pod(prefix: str, text: str, expected: str) -> None:
+    assert diagnosis(prefix, 1, text) == expected
+
+
+def test_diagnose_kubectl_hint_hides_credentials() -> None:
+    prefix = "kubectl --server=https://admin:hunter2@k8s.example:6443 --token abc exec web-0"
+    found = diagnosis(prefix, 1, 'Error from server (NotFound): pods "web-0" not found\n')
+    # the cluster is named, its credentials are not (the hint is shell-quoted)
+    assert found.endswith("('kubectl get pods '--server=https://***@k8s.example:6443'' lists them)")
+    assert "hunter2" not in found and "abc" not in found
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_diagnose_kubectl_completed_pod(phase: str) -> None:
+    text = f"error: cannot exec into a container in a completed pod; current phase is {phase}\n"
+    found = diagnosis("kubectl exec -i -n batch job-x-4kq --", 1, text)
+    assert found == (
+        f"kubectl pod 'job-x-4kq' has completed (phase {phase}), so nothing can run in it; "
+        "exec into a running pod ('kubectl get pods -n batch' lists the pods and their status)"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # API discovery failing is not a missing pod
+        KUBECTL_DISCOVERY_NOISE
+        + "Error from server (NotFound): the server could not find the requested resource\n",
+        "error: unable to upgrade connection: Forbidden\n",
+    ],
+)
+def test_diagnose_kubectl_leaves_other_failures_alone(text: str) -> None:
+    assert ExecPrefix.parse("kubectl exec -i web-0").diagnose(1, text, "python3") is None
+
+
+@pytest.mark.parametrize(
+    "prefix", ["docker exec ctr", "docker-compose exec web", "ssh host", "podman exec ctr"]
+)
 def test_diagnose_leaves_unrelated_failures_alone(prefix: str) -> None:
     assert ExecPrefix.parse(prefix).diagnose(1, "something else broke\n", "python3") is None
 

@@ -56,6 +56,16 @@ def _dump():
     os.replace(temporary, path)
 
 
+def pytest_addoption(parser):
+    # The project's ini may hold pytest-orchestrator's settings, meant for the host: known
+    # here, they are no "Unknown config option" (an error under filterwarnings = error).
+    for name in json.loads(os.environ.get("PYTEST_ORCHESTRATOR_INI") or "[]"):
+        try:
+            parser.addini(name, "pytest-orchestrator's, read on the host")
+        except ValueError:
+            pass
+
+
 def pytest_configure(config):
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: measure it, report nothing
         options = os.environ.get("PYTEST_ORCHESTRATOR_COVERAGE")
@@ -199,6 +209,7 @@ def run(options: dict[str, Any], result: dict[str, Any], workdir: str) -> None:
     env["PYTEST_ORCHESTRATOR_MANIFEST"] = manifest
     env["PYTEST_ORCHESTRATOR_REMOTE"] = "1"  # an installed pytest-orchestrator stays off
     env["COVERAGE_FILE"] = os.path.join(workdir, ".coverage")
+    env["PYTEST_ORCHESTRATOR_INI"] = json.dumps(options.get("ini_names", []))
     if coverage is not None:
         env["PYTEST_ORCHESTRATOR_COVERAGE"] = json.dumps(coverage)  # for xdist workers
     started = time.time()

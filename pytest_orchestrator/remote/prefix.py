@@ -65,6 +65,8 @@ _KUBECTL_VALUE = {
     "--server",
     "--token",
 }
+#: kubectl options that choose the cluster and namespace a pod is looked up in.
+_KUBECTL_SCOPE = {"-n", "--namespace", "--context", "--kubeconfig", "--cluster", "-s", "--server"}
 _SSH_VALUE = {f"-{c}" for c in "BbcDEeFIiJLlmOoPpQRSWw"}
 _SECRET_OPTION = re.compile(r"token|passw|secret|auth|key", re.IGNORECASE)
 
@@ -245,14 +247,28 @@ class ExecPrefix:
                 "the Docker engine is not running or not reachable "
                 f"({_last_line(text)}); start it (e.g. 'sudo systemctl start docker')"
             )
+        if self.kind == "kubectl":
+            found = self._diagnose_kubectl(text, low)
+            if found is not None:
+                return found
         if "no such service" in low:
             return (
                 f"compose has no service {self.target!r}; check the service name in the "
                 "compose file"
             )
         if "no such container" in low or ("not found" in low and "pods" in low):
+            if self.kind == "podman":  # no container with name or ID "x" found: no such ...
+                return f"{where} does not exist; check its name ('podman ps -a' lists them)"
             return f"{where} does not exist; check its name"
-        if "is not running" in low or "no container found" in low:
+        if any(
+            s in low
+            for s in (
+                "is not running",  # docker; podman before 2.0: container that is not running
+                "no container found",  # docker compose v2
+                "can only create exec sessions on running containers",  # podman 2.0 and later
+                "container state improper",  # podman's error class for the above
+            )
+        ):
             return f"{where} is not running; start it with '{self.start_hint()}'"
         interpreter_name = os.path.basename(interpreter)
         if (returncode in (126, 127) or "executable file not found" in low) and (
@@ -265,6 +281,48 @@ class ExecPrefix:
         if self.kind == "ssh" and returncode == 255:
             return f"ssh could not reach {self.target!r}: {_last_line(text)}"
         return None
+
+    def _diagnose_kubectl(self, text: str, low: str) -> str | None:
+        """kubectl's messages for a pod that has completed or does not exist."""
+        target = self.target or "POD"
+        # error: cannot exec into a container in a completed pod; current phase is Succeeded
+        if "cannot exec into a container in a completed pod" in low:
+            phase = re.search(r"current phase is (\w+)", text)
+            state = f" (phase {phase.group(1)})" if phase else ""
+            return (
+                f"kubectl pod {target!r} has completed{state}, so nothing can run in it; "
+                f"exec into a running pod ('{self._kubectl_get('pods')}' lists the pods "
+                "and their status)"
+            )
+        # Error from server (NotFound): pods "web-0" not found
+        # Error from server (NotFound): deployments.apps "web" not found
+        # Error from server (NotFound): namespaces "qa" not found
+        missing = re.search(r'^.*"[^"]*" not found.*$', text, re.MULTILINE | re.IGNORECASE)
+        if missing is not None:
+            kind = target.split("/", 1)[0] if "/" in target else "pods"
+            return (
+                f"kubectl target {target!r} does not exist ({missing.group(0).strip()[:300]}); "
+                f"check its name and namespace ('{self._kubectl_get(kind)}' lists them)"
+            )
+        return None
+
+    def _kubectl_get(self, kind: str) -> str:
+        """``kubectl get KIND`` with the prefix's options that choose the cluster and the
+        namespace (never its credentials: ``--token`` stays out, URL credentials are hidden)."""
+        scope: list[str] = []
+        end = self.argv.index("--") if "--" in self.argv else len(self.argv)
+        index = 1
+        while index < end:
+            arg = self.argv[index]
+            if arg in _KUBECTL_SCOPE and index + 1 < end:  # -n qa, --context prod
+                scope += [arg, self.argv[index + 1]]
+                index += 1
+            elif arg.partition("=")[0] in _KUBECTL_SCOPE:  # --namespace=qa
+                scope.append(arg)
+            elif arg.startswith("-n") and not arg.startswith("--") and len(arg) > 2:
+                scope.append(arg)  # -nqa
+            index += 1
+        return shlex.join(redact([self.argv[0], "get", kind, *scope]))
 
 
 _ENV_OPTIONS = {"-e", "--env"}

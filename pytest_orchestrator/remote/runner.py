@@ -234,7 +234,8 @@ def run_remote(
 ) -> Exchange:
     """Run the suite once through ``prefix``; see the module docstring.
 
-    :param options: the bootstrap's options (``args``, ``coverage``, ``collect_only``);
+    :param options: the bootstrap's options (``args``, ``coverage``, ``collect_only``,
+        ``ini_names``);
         ``python_options``, ``pytest_options`` and ``timeout`` are filled in here.
     :param timeout: seconds the remote pytest may run.
     :raises RemoteFault: the exec prefix could not start, or the target, the Python or

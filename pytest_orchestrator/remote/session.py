@@ -384,7 +384,10 @@ class RemoteSession:
 
         :raises pytest.UsageError: the remote side could not run at all (one line).
         """
+        from pytest_orchestrator.plugin import ini_names
+
         options = {
+            "ini_names": ini_names(),
             "args": self.remote_args(),
             "coverage": self.coverage_options(),
             "collect_only": bool(self.config.getoption("collectonly", default=False)),

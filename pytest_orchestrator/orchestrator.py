@@ -147,13 +147,15 @@ class Orchestrator:
                 "snapshot then keeps them)"
             )
 
-    @pytest.hookimpl
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         rootdir = self.config.rootpath
         self.context = AuditContext(self.config, self.settings, rootdir, discover(rootdir))
         if self.config.getoption("collectonly", default=False):
             return  # nothing will be gated: start no tool and call no agent
-        for auditor in self.auditors:
+        # Auditors that begin in a thread start last: their thread would compete for the
+        # GIL with the others' start (e.g. bandit's plan, which then launches bandit later).
+        for auditor in sorted(self.auditors, key=lambda a: getattr(a, "begin_in_thread", False)):
             with contextlib.suppress(ToolUnavailable):  # finish reports it
                 auditor.start(self.context)
 

@@ -367,9 +367,39 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         remote = bool(_exec_prefix(early_config))
         if remote:
             # The container loads the project's conftest.py files; here they may not even
-            # import (the code only runs there), and no test runs here.
+            # import (the code only runs here), and no test runs here.
             early_config.known_args_namespace.noconftest = True
         start_measurement(early_config, remote=remote)
+        if _security_expected(early_config):
+            # bandit's start-up (importing it: ~0.1 s) overlaps pytest's own
+            from pytest_orchestrator.auditors.tools import prelaunch_bandit
+
+            prelaunch_bandit(early_config)
+
+
+def early_dimensions(config: pytest.Config) -> list[str]:
+    """The dimensions asked for, as given (validated later by the settings), read from the
+    options pytest parsed before loading conftest.py files."""
+    raw = getattr(config.known_args_namespace, "orchestrate_dimensions", None)
+    if raw is None:
+        raw = config.getini("orchestrate_dimensions") or "tests,coverage,lint,security"
+    return str(raw).replace(",", " ").split()
+
+
+def _security_expected(config: pytest.Config) -> bool:
+    """A security audit will run here: bandit is installed, the dimension is asked for, and
+    this is no --collect-only, --help, remote (--orchestrate-exec) run or xdist worker."""
+    import importlib.util
+
+    namespace = config.known_args_namespace
+    return (
+        "security" in early_dimensions(config)
+        and not getattr(namespace, "collectonly", False)
+        and not getattr(namespace, "help", False)
+        and not _exec_prefix(config)
+        and not os.environ.get("PYTEST_XDIST_WORKER")
+        and importlib.util.find_spec("bandit") is not None
+    )
 
 
 def _exec_prefix(config: pytest.Config) -> str:

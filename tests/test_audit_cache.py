@@ -54,15 +54,22 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
 
 @pytest.fixture
 def commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The argv of every background tool command started (the runs are in-process)."""
+    """The argv of every tool command run (the runs are in-process); the bandit worker
+    started with pytest counts when it is given its arguments."""
     started: list[list[str]] = []
-    real = tools.BackgroundCommand.start
+    real_start, real_run = tools.BackgroundCommand.start, tools.BanditWorker.run
 
     def record(self: tools.BackgroundCommand) -> None:
+        if not isinstance(self, tools.BanditWorker):
+            started.append(list(self.argv))
+        real_start(self)
+
+    def record_run(self: tools.BanditWorker, args: list[str]) -> None:
+        real_run(self, args)
         started.append(list(self.argv))
-        real(self)
 
     monkeypatch.setattr(tools.BackgroundCommand, "start", record)
+    monkeypatch.setattr(tools.BanditWorker, "run", record_run)
     return started
 
 

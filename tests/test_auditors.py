@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from pytest_orchestrator.auditors import tools
 from pytest_orchestrator.discovery import discover
 
 
@@ -258,3 +261,84 @@ def test_rule_prefixes_name_a_linter_family_not_any_longer_code() -> None:
         )
         is Severity.P4
     )
+
+
+# -- the bandit worker started with pytest (auditors/tools.py) ------------------------------
+
+BANDIT_TARGET = (
+    "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
+)
+
+
+def test_the_bandit_worker_reports_what_python_m_bandit_reports(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text(BANDIT_TARGET)
+    args = ["-f", "json", "-q", "mod.py"]
+    direct = subprocess.run(
+        [sys.executable, "-m", "bandit", *args], cwd=tmp_path, capture_output=True, check=False
+    )
+    worker = tools.BanditWorker(sys.executable, tmp_path, 60.0, "")
+    worker.start()
+    worker.run(args)
+    code, out, _ = worker.wait()
+
+    assert code == direct.returncode == 1  # bandit's status when it found something
+    assert worker.argv == [sys.executable, "-m", "bandit", *args]
+    assert json.loads(out)["results"] == json.loads(direct.stdout)["results"]
+    assert [r["test_id"] for r in json.loads(out)["results"]] == ["B404", "B602"]
+
+
+def test_an_unused_bandit_worker_ends_without_running(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text(BANDIT_TARGET)
+    worker = tools.BanditWorker(sys.executable, tmp_path, 60.0, "")
+    worker.start()
+    process = worker._proc
+    worker.cancel()
+
+    assert process is not None and process.returncode is not None
+
+
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> list[tools.BanditWorker]:
+    """Every bandit worker started by the (in-process) pytest runs of the test."""
+    started: list[tools.BanditWorker] = []
+    real = tools.BanditWorker.start
+
+    def record(self: tools.BanditWorker) -> None:
+        started.append(self)
+        real(self)
+
+    monkeypatch.setattr(tools.BanditWorker, "start", record)
+    return started
+
+
+@pytest.mark.parametrize(
+    ("options", "adopted"),
+    [
+        (["--orchestrate-dimensions=tests,security"], True),
+        # stopped after the worker started: it is ended, not left waiting
+        (["--orchestrate-dimensions=tests,security", "--target-score=abc"], False),
+        (["--orchestrate-dimensions=tests,security", "--no-such-option"], False),
+        (["--orchestrate-dimensions=tests,security", "--collect-only"], None),
+        (["--orchestrate-dimensions=tests,lint"], None),
+    ],
+)
+def test_a_session_hands_its_bandit_worker_the_audit_or_ends_it(
+    pytester: pytest.Pytester,
+    workers: list[tools.BanditWorker],
+    options: list[str],
+    adopted: bool | None,
+) -> None:
+    pytester.makepyfile(mod=BANDIT_TARGET, test_mod="def test_ok():\n    pass\n")
+    pytester.runpytest("--orchestrate", *options, "--orchestrate-report=json:r.json")
+
+    if adopted is None:  # no security audit expected: none started
+        assert workers == []
+        return
+    assert len(workers) == 1
+    process = workers[0]._proc
+    assert process is not None and process.returncode is not None  # ended, either way
+    assert (workers[0].argv[1:3] == ["-m", "bandit"]) is adopted
+    if adopted:
+        audit = json.loads((pytester.path / "r.json").read_text())["audits"]
+        security = next(a for a in audit if a["dimension"] == "security")
+        assert {f["rule_id"] for f in security["findings"]} == {"B404", "B602"}

@@ -82,13 +82,14 @@ def test_crashing_auditor_is_unavailable_not_a_traceback(pytester: pytest.Pytest
 def test_a_tool_auditor_failing_in_its_start_thread_is_unavailable(
     pytester: pytest.Pytester,
 ) -> None:
-    # CommandAuditor.start plans and launches in a thread; what fails there is reported
+    # CommandAuditor.start may plan and launch in a thread; what fails there is reported
     # when the audit is joined, like a crash in finish, not lost with the thread
     pytester.makeconftest(
         "from pytest_orchestrator.auditors.tools import CommandAuditor\n"
         "class Broken(CommandAuditor):\n"
         "    dimension = 'broken'\n"
         "    tool = 'broken'\n"
+        "    begin_in_thread = True\n"
         "    def command(self, context):\n"
         "        raise ValueError('no argv')\n"
         "    def finish(self, context):\n"

@@ -46,6 +46,7 @@ class RuffAuditor(CommandAuditor):
     tool = "ruff"
 
     install_hint = INSTALL_HINT
+    begin_in_thread = True  # ruff --show-files runs before ruff itself
 
     def __init__(self) -> None:
         super().__init__()

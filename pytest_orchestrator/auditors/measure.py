@@ -66,10 +66,9 @@ def cwd(path: Path) -> Iterator[None]:
 
 
 def _wants_coverage(config: pytest.Config) -> bool:
-    raw = getattr(config.known_args_namespace, "orchestrate_dimensions", None)
-    if raw is None:
-        raw = config.getini("orchestrate_dimensions") or "tests,coverage,lint,security"
-    return "coverage" in str(raw).replace(",", " ").split()
+    from pytest_orchestrator.plugin import early_dimensions
+
+    return "coverage" in early_dimensions(config)
 
 
 def _pytest_cov_active(config: pytest.Config) -> bool:

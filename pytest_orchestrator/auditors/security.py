@@ -16,7 +16,13 @@ from pathlib import Path
 
 from pytest_orchestrator.auditors import cache
 from pytest_orchestrator.auditors.base import AuditContext, make_finding
-from pytest_orchestrator.auditors.tools import CommandAuditor, distribution_version, last_line
+from pytest_orchestrator.auditors.tools import (
+    BackgroundCommand,
+    CommandAuditor,
+    distribution_version,
+    last_line,
+    take_bandit_worker,
+)
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import AuditResult, Finding
 from pytest_orchestrator.severity import bandit_severity
@@ -49,6 +55,21 @@ class BanditAuditor(CommandAuditor):
             names = [found[1][rel] for rel in found[0].run]
             self.launch([*argv[:4], *names, *options], context)
 
+    def run_command(self, argv: list[str], context: AuditContext) -> BackgroundCommand:
+        """Hand ``argv`` to the bandit worker started with pytest, if there is one (see
+        ``tools.prelaunch_bandit``), else start it."""
+        worker = take_bandit_worker(
+            context.config,
+            argv,
+            context.rootdir,
+            context.settings.tool_timeout,
+            self.install_hint,
+        )
+        if worker is None:
+            return super().run_command(argv, context)
+        worker.run(argv[3:])
+        return worker
+
     def command(self, context: AuditContext) -> list[str]:
         if importlib.util.find_spec("bandit") is None:
             raise ToolUnavailable(f"bandit is not installed in {sys.executable}; {INSTALL_HINT}")
@@ -66,6 +87,13 @@ class BanditAuditor(CommandAuditor):
         plan = self._plan
         if plan is not None and plan.complete:
             return self._result(context, *_joined(plan.merge({})), 0.0)
+        # The unchanged files' findings are built while bandit checks the changed ones
+        # (keyed by their cached result's identity: the same objects are merged below).
+        built: dict[int, Finding] = {}
+        if plan is not None and plan.run:
+            for payload in plan.hits.values():
+                for item in payload.get("results", []):
+                    built[id(item)] = self._finding(context, item)
         code, out, err, seconds = self.wait()
         try:
             data = json.loads(out)
@@ -90,7 +118,7 @@ class BanditAuditor(CommandAuditor):
                 cached_results, cached_errors = _joined(sorted(plan.hits.items()))
                 results = cache.ordered(rootdir, cached_results + results, "filename")
                 errors = cache.ordered(rootdir, cached_errors + errors, "filename")
-        return self._result(context, results, errors, seconds)
+        return self._result(context, results, errors, seconds, built)
 
     def _result(
         self,
@@ -98,8 +126,13 @@ class BanditAuditor(CommandAuditor):
         results: list[dict[str, object]],
         errors: list[dict[str, object]],
         seconds: float,
+        built: dict[int, Finding] | None = None,
     ) -> AuditResult:
-        findings = [self._finding(context, item) for item in results]
+        built = built or {}
+        findings = [
+            built[id(item)] if id(item) in built else self._finding(context, item)
+            for item in results
+        ]
         notes = [
             f"bandit could not scan {context.relpath(str(e.get('filename', '?')))}: "
             f"{e.get('reason')}"

@@ -6,6 +6,9 @@ pipes, so a chatty tool cannot block on a full pipe while pytest runs the tests.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import json
 import os
 import shutil
 import subprocess
@@ -13,9 +16,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import IO, ClassVar
+
+import pytest
 
 from pytest_orchestrator.auditors.base import AuditContext, Auditor
 from pytest_orchestrator.errors import ToolUnavailable
@@ -48,6 +54,7 @@ class BackgroundCommand:
         self._err: IO[bytes] | None = None
         self._started = 0.0
         self._error: str | None = None
+        self._stdin: int = subprocess.DEVNULL
         self.duration = 0.0
 
     def start(self) -> None:
@@ -59,7 +66,7 @@ class BackgroundCommand:
             self._proc = subprocess.Popen(
                 self.argv,
                 cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
+                stdin=self._stdin,
                 stdout=self._out,
                 stderr=self._err,
             )
@@ -91,6 +98,9 @@ class BackgroundCommand:
 
     def cancel(self) -> None:
         """Kill the command if it still runs and drop its output."""
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
@@ -101,6 +111,98 @@ class BackgroundCommand:
             if stream is not None:
                 stream.close()
         self._out = self._err = None
+
+
+#: What :class:`BanditWorker` runs: it imports bandit at once, then reads bandit's
+#: arguments as one JSON line on stdin and runs bandit's own command line with them, as
+#: ``python -m bandit ARGS`` does; an empty line or the end of stdin ends it unrun.
+BANDIT_WORKER = """\
+import json, sys
+try:
+    from bandit.cli import main
+except BaseException:
+    main = None
+line = sys.stdin.readline()
+if not line.strip():
+    sys.exit(0)
+sys.argv = ["bandit"] + json.loads(line)
+if main is None:
+    from bandit.cli import main
+sys.exit(main.main())
+"""
+
+BANDIT_WORKER_KEY = pytest.StashKey["BanditWorker"]()
+
+
+class BanditWorker(BackgroundCommand):
+    """``python -m bandit`` started before its arguments are known.
+
+    Importing bandit takes most of a bandit run on a few files (about 0.1 s); started as
+    pytest starts (:func:`prelaunch_bandit`), that overlaps pytest's own start-up, and the
+    security auditor hands it its arguments (:meth:`run`) once its plan is known. Output,
+    exit status and timeout (counted from :meth:`run`) are those of a
+    :class:`BackgroundCommand`.
+    """
+
+    def __init__(self, python: str, cwd: Path, timeout: float, install_hint: str) -> None:
+        super().__init__([python, "-c", BANDIT_WORKER], cwd, timeout, install_hint)
+        self._stdin = subprocess.PIPE
+
+    def fits(self, argv: list[str], cwd: Path) -> bool:
+        """True when ``argv`` is ``[PYTHON, "-m", "bandit", ...]`` with this Python and dir."""
+        return argv[:3] == [self.argv[0], "-m", "bandit"] and cwd == self.cwd
+
+    def run(self, args: list[str]) -> None:
+        """Give bandit its arguments (``args``: what follows ``python -m bandit``)."""
+        self.argv = [self.argv[0], "-m", "bandit", *args]
+        self._started = time.monotonic()
+        process = self._proc
+        if process is None or process.stdin is None:
+            return  # not started: wait() says why
+        try:
+            process.stdin.write(json.dumps(args).encode("utf-8") + b"\n")
+            process.stdin.close()
+        except OSError:
+            pass  # it ended already: wait() returns its status and output
+
+
+def prelaunch_bandit(config: pytest.Config) -> None:
+    """Start a :class:`BanditWorker` in the rootdir and keep it in ``config.stash``.
+
+    Call it only when a security audit is expected. The security auditor adopts it (see
+    ``BanditAuditor.run_command``); when nothing did, it is ended with the config (also when
+    pytest stops at a usage error before the session: a config cleanup).
+    """
+    worker = BanditWorker(sys.executable, config.rootpath, 0.0, "")  # set when adopted
+    worker.start()
+    config.stash[BANDIT_WORKER_KEY] = worker
+    config.add_cleanup(lambda: drop_bandit_worker(config))
+
+
+def take_bandit_worker(
+    config: pytest.Config, argv: list[str], cwd: Path, timeout: float, install_hint: str
+) -> BanditWorker | None:
+    """The prelaunched worker, removed from ``config.stash`` and given ``timeout`` (seconds)
+    and ``install_hint``, if it can run ``argv`` in ``cwd``; else it is ended and None
+    returned."""
+    worker = config.stash.get(BANDIT_WORKER_KEY, None)
+    if worker is None:
+        return None
+    del config.stash[BANDIT_WORKER_KEY]
+    if not worker.fits(argv, cwd):
+        worker.cancel()
+        return None
+    worker.timeout, worker.install_hint = timeout, install_hint
+    return worker
+
+
+def drop_bandit_worker(config: pytest.Config) -> None:
+    """End a prelaunched worker nothing adopted (the session ended without a security
+    audit: a usage error, settings without the dimension)."""
+    worker = config.stash.get(BANDIT_WORKER_KEY, None)
+    if worker is not None:
+        del config.stash[BANDIT_WORKER_KEY]
+        worker.cancel()
 
 
 def _read(stream: IO[bytes] | None) -> str:
@@ -125,17 +227,36 @@ def distribution_version(name: str) -> str | None:
         return None
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the garbage collector. What a tool's start decodes (the audit cache: tens of
+    thousands of containers) would set off a collection of the session's whole heap before
+    the tool is launched; paused, the collection comes after, while the tool runs."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class CommandAuditor(Auditor):
     """An auditor whose tool runs as one background command, started at session start.
 
-    :meth:`start` runs :meth:`begin` in a thread, so what comes before the launch (the audit
-    cache's file listing and hashing, see ``cache``) overlaps collection and the run as the
-    tool itself does. Subclasses define :meth:`command` (the argv, or raise ToolUnavailable),
-    may override :meth:`begin`, and read the output in ``finish`` through :meth:`wait`,
-    calling :meth:`ready` first if they read what ``begin`` set.
+    :meth:`start` runs :meth:`begin`, in a thread when :attr:`begin_in_thread` is set, so
+    that what comes before the launch (ruff's file listing, a subprocess, see ``cache``)
+    overlaps collection and the run as the tool itself does. Work that is quick and mostly
+    Python (bandit's plan: hashing files) is better done at once: in a thread it would
+    compete for the GIL and launch its tool later. Subclasses define :meth:`command` (the
+    argv, or raise ToolUnavailable), may override :meth:`begin`, and read the output in
+    ``finish`` through :meth:`wait`, calling :meth:`ready` first if they read what ``begin``
+    set.
     """
 
     install_hint: ClassVar[str] = ""
+    #: Run :meth:`begin` in a background thread (else in :meth:`start` itself).
+    begin_in_thread: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._command: BackgroundCommand | None = None
@@ -150,6 +271,10 @@ class CommandAuditor(Auditor):
         raise NotImplementedError
 
     def start(self, context: AuditContext) -> None:
+        if not self.begin_in_thread:
+            with gc_paused():
+                self._begin(context)
+            return
         self._starter = threading.Thread(
             target=self._begin, args=(context,), name=f"pytest-orchestrator-{self.tool}"
         )
@@ -185,12 +310,16 @@ class CommandAuditor(Auditor):
     def launch(self, argv: list[str], context: AuditContext) -> None:
         """Start ``argv`` in the background in the rootdir (not once cancelled)."""
         with self._lock:
-            if self._cancelled:
-                return
-            self._command = BackgroundCommand(
-                argv, context.rootdir, context.settings.tool_timeout, self.install_hint
-            )
-            self._command.start()
+            if not self._cancelled:
+                self._command = self.run_command(argv, context)
+
+    def run_command(self, argv: list[str], context: AuditContext) -> BackgroundCommand:
+        """``argv`` running in the background in the rootdir."""
+        command = BackgroundCommand(
+            argv, context.rootdir, context.settings.tool_timeout, self.install_hint
+        )
+        command.start()
+        return command
 
     def cancel(self) -> None:
         with self._lock:

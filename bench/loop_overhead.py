@@ -19,12 +19,16 @@ command runs only the static audits: ``python -m pytest --orchestrate
 * plain: ``python -m pytest -p no:orchestrator -q test_trivial.py`` (pytest alone).
 
 The goal's ratio is the audit time, what the static audits add to a session:
-(reaudit - noaudit) / (full - noaudit). The ratios with plain pytest subtracted instead, and
-of the whole commands, are printed too.
+(reaudit - noaudit) / (full - noaudit), from the medians, and also per round (each round's
+five commands run one after another, so a machine that slows down slows them alike; the
+median of those ratios is printed too). The ratios with plain pytest subtracted instead,
+and of the whole commands, are printed too. Commands run without PYTHONDONTWRITEBYTECODE
+(see ``run``).
 
 **(b) Loop overhead per iteration, excluding agent and test time** (goal < 1 s). The
 example project (``examples/demo``) is copied into a fresh git repository under
-``bench/.work/loop-demo/``, then per round:
+``bench/.work/loop-demo/`` (with a ``.gitignore`` for ``__pycache__`` and
+``.pytest_cache``, as any repository has), then per round:
 
 * base: ``pytest --orchestrate --target-score=100`` (no agent: tests and audits once);
 * noop: the same with ``--orchestrate-agent=command:true --orchestrate-max-iterations=N``:

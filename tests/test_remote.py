@@ -944,3 +944,28 @@ def test_a_coverage_configuration_no_path_map_covers_is_reported(
         ".coveragerc" in p and "not under any --orchestrate-path-map" in p and "without it" in p
         for p in problems
     ), problems
+
+
+def test_coverage_of_unmapped_files_says_to_map_them(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    with (project.path / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.coverage.run]\nsource = ["calc"]\n')  # a package, not a path
+    sync(project, remote_dir)
+    result = project.runpytest_subprocess(
+        "--orchestrate",
+        f"--orchestrate-exec=env -C {remote_dir}",
+        f"--orchestrate-path-map={remote_dir}/tests=tests",  # calc/ is left unmapped
+        COMMAND,
+        "--orchestrate-report=json:report.json",
+    )
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    report = load(project.path / "report.json")
+    coverage = report.audit("coverage")
+    assert coverage is not None and coverage.status == "unavailable"
+    assert coverage.reason is not None
+    assert "no measured source file" in coverage.reason
+    assert coverage.reason.endswith("with --orchestrate-path-map")
+    assert report.remote is not None
+    assert f"{remote_dir}/calc/ops.py" in report.remote.unmapped

@@ -370,7 +370,9 @@ def test_diagnose_stopped_container() -> None:
 )
 def test_diagnose_missing_container(text: str) -> None:
     found = diagnosis("docker exec nosuchcontainer", 1, text)
-    assert found == ("docker target 'nosuchcontainer' does not exist; check its name")
+    assert found == (
+        "docker target 'nosuchcontainer' does not exist; check its name ('docker ps -a' lists them)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -168,7 +168,10 @@ class CoverageAuditor(Auditor):
             reason = "no measured source file under the rootdir"
             if notes:
                 reason += f" ({notes[-1]})"
-            raise ToolUnavailable(reason + "; set [tool.coverage.run] source")
+            fix = "set [tool.coverage.run] source"
+            if context.settings.exec_prefix:  # the container's paths may not map here
+                fix += " or map the container's files here with --orchestrate-path-map"
+            raise ToolUnavailable(f"{reason}; {fix}")
         return self._result(context, measurement, files, notes)
 
     def _result(

@@ -257,8 +257,9 @@ class ExecPrefix:
                 "compose file"
             )
         if "no such container" in low or ("not found" in low and "pods" in low):
-            if self.kind == "podman":  # no container with name or ID "x" found: no such ...
-                return f"{where} does not exist; check its name ('podman ps -a' lists them)"
+            if self.kind in ("podman", "docker"):  # podman: no container with name or ID...
+                lister = f"{self.kind} ps -a"
+                return f"{where} does not exist; check its name ('{lister}' lists them)"
             return f"{where} does not exist; check its name"
         if any(
             s in low

@@ -367,7 +367,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         remote = bool(_exec_prefix(early_config))
         if remote:
             # The container loads the project's conftest.py files; here they may not even
-            # import (the code only runs here), and no test runs here.
+            # import (the code only runs there), and no test runs here.
             early_config.known_args_namespace.noconftest = True
         start_measurement(early_config, remote=remote)
         if _security_expected(early_config):

@@ -300,6 +300,9 @@ def test_an_unused_bandit_worker_ends_without_running(tmp_path: Path) -> None:
 @pytest.fixture
 def workers(monkeypatch: pytest.MonkeyPatch) -> list[tools.BanditWorker]:
     """Every bandit worker started by the (in-process) pytest runs of the test."""
+    # under pytest-xdist this process inherits PYTEST_XDIST_WORKER, and a pytest that sees it
+    # takes itself for an xdist worker, which starts no bandit worker
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     started: list[tools.BanditWorker] = []
     real = tools.BanditWorker.start
 
@@ -342,3 +345,27 @@ def test_a_session_hands_its_bandit_worker_the_audit_or_ends_it(
         audit = json.loads((pytester.path / "r.json").read_text())["audits"]
         security = next(a for a in audit if a["dimension"] == "security")
         assert {f["rule_id"] for f in security["findings"]} == {"B404", "B602"}
+
+
+def test_with_every_file_cached_the_bandit_worker_ends_unused(
+    pytester: pytest.Pytester, workers: list[tools.BanditWorker]
+) -> None:
+    pytester.makepyfile(mod=BANDIT_TARGET, test_mod="def test_ok():\n    pass\n")
+    args = ["--orchestrate", "--orchestrate-dimensions=tests,security", "-p", "cacheprovider"]
+    pytester.runpytest(*args, "--orchestrate-report=json:first.json")
+    pytester.runpytest(*args, "--orchestrate-report=json:second.json")
+
+    assert len(workers) == 2
+    assert workers[0].argv[1:3] == ["-m", "bandit"]  # the first run's audit ran in it
+    assert workers[1].argv[1:3] == ["-c", tools.BANDIT_WORKER]  # never given arguments
+    process = workers[1]._proc
+    assert process is not None and process.returncode is not None
+    first, second = (
+        next(
+            a["findings"]
+            for a in json.loads((pytester.path / name).read_text())["audits"]
+            if a["dimension"] == "security"
+        )
+        for name in ("first.json", "second.json")
+    )
+    assert second == first and len(first) == 2

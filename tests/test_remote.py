@@ -866,9 +866,10 @@ def kube_api() -> Iterator[str]:
         (
             "staging",
             "web-0",
-            "ERROR: --orchestrate-exec: kubectl target 'web-0' does not exist (Error from "
-            'server (NotFound): namespaces "staging" not found); check its name and '
-            "namespace ('kubectl get pods --server=http://127.0.0.1:* -n staging' lists them)",
+            "ERROR: --orchestrate-exec: kubectl namespace 'staging' does not exist (Error from "
+            'server (NotFound): namespaces "staging" not found); check the prefix\'s '
+            "-n/--namespace ('kubectl get namespaces --server=http://127.0.0.1:* -n staging' "
+            "lists them)",
         ),
         (
             "qa",
@@ -969,3 +970,24 @@ def test_coverage_of_unmapped_files_says_to_map_them(
     assert coverage.reason.endswith("with --orchestrate-path-map")
     assert report.remote is not None
     assert f"{remote_dir}/calc/ops.py" in report.remote.unmapped
+
+
+def test_last_failed_with_exitfirst_reports_no_made_up_error(
+    project: pytest.Pytester, remote_dir: Path
+) -> None:
+    # --lf orders the replayed items on the host: a remote run stopped by -x in its own
+    # order would leave the host's first items without a result (reported as errors)
+    sync(project, remote_dir)
+    # last failed: a test after the one the remote run, in its order, fails first
+    cache = project.path / ".pytest_cache" / "v" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "lastfailed").write_text(
+        json.dumps({"remote:tests/test_ops.py::test_setup_error": True})
+    )
+    args = [*remote_args(remote_dir), HOST_ONLY, "-p", "cacheprovider"]
+    again = project.runpytest_subprocess(*args, "--lf", "-x", "-rA")
+
+    assert again.ret == pytest.ExitCode.TESTS_FAILED, again.stdout.str()
+    assert "no result for this test" not in again.stdout.str()
+    counts = outcomes(again)
+    assert counts.get("failed", 0) + counts.get("errors", 0) == 1, counts

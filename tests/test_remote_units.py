@@ -489,15 +489,22 @@ KUBECTL_DISCOVERY_NOISE = (
         (
             "kubectl exec -i -nqa web-0",
             'Error from server (NotFound): namespaces "qa" not found\n',
-            "kubectl target 'web-0' does not exist (Error from server (NotFound): namespaces "
-            "\"qa\" not found); check its name and namespace ('kubectl get pods -nqa' lists "
-            "them)",
+            "kubectl namespace 'qa' does not exist (Error from server (NotFound): namespaces "
+            "\"qa\" not found); check the prefix's -n/--namespace ('kubectl get namespaces "
+            "-nqa' lists them)",
         ),
     ],
     ids=["pod", "pod-in-namespace", "deployment", "namespace"],
 )
 def test_diagnose_kubectl_missing_pod(prefix: str, text: str, expected: str) -> None:
     assert diagnosis(prefix, 1, text) == expected
+
+
+def test_diagnose_kubectl_leaves_a_remote_programs_not_found_alone() -> None:
+    # the remote program's own output reaches diagnose too when no result came back
+    text = 'Traceback (most recent call last):\nKeyError: "setting" not found in config\n'
+    prefix = ExecPrefix.parse("kubectl exec -i web-0 --")
+    assert prefix.diagnose(1, text, "python3") is None
 
 
 def test_diagnose_kubectl_hint_hides_credentials() -> None:

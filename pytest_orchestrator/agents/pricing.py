@@ -9,7 +9,8 @@ Model names are matched after :func:`normalize`: without a provider prefix and w
 version suffixes the providers document (a date ``-YYYYMMDD``, ``@YYYYMMDD`` or
 ``-YYYY-MM-DD``, or ``-latest``). Any other difference makes another model: an unnamed
 model, or one not in the table (``claude-sonnet-4.5-xyz``, ``gpt-4o-mini``), is priced at
-the most expensive known rates, with a warning, so that a budget is never under-counted.
+the most expensive rates in the table, with a warning (a model dearer than any in the
+table is still under-counted: give its price in ``orchestrate_pricing``).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def unpriced_warning(model: str | None, rate: Rate) -> str:
     what = f"model {model!r} has no price" if model else "the model is not known (none was given)"
     return (
         f"{what}; priced at the most expensive known rate ({rate.input:g}/{rate.output:g} USD "
-        "per 1M tokens) so the budget is never under-counted; "
+        "per 1M tokens), to keep the budget on the safe side; "
         + ("add it to orchestrate_pricing" if model else "give the agent as NAME:MODEL")
     )
 

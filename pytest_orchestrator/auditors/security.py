@@ -20,8 +20,9 @@ from pytest_orchestrator.auditors.tools import (
     BackgroundCommand,
     CommandAuditor,
     distribution_version,
+    drop_bandit_worker,
     last_line,
-    take_bandit_worker,
+    run_in_bandit_worker,
 )
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import AuditResult, Finding
@@ -44,6 +45,13 @@ class BanditAuditor(CommandAuditor):
 
     def begin(self, context: AuditContext) -> None:
         """Run bandit on the files changed since the cached run (none: do not run it)."""
+        try:
+            self._begin_plan(context)
+        finally:
+            if self._command is None:  # nothing to run, or bandit cannot run
+                drop_bandit_worker(context.config)
+
+    def _begin_plan(self, context: AuditContext) -> None:
         argv = self.command(context)
         targets = list(context.project.sources)
         options = argv[4 + len(targets) :]
@@ -58,17 +66,14 @@ class BanditAuditor(CommandAuditor):
     def run_command(self, argv: list[str], context: AuditContext) -> BackgroundCommand:
         """Hand ``argv`` to the bandit worker started with pytest, if there is one (see
         ``tools.prelaunch_bandit``), else start it."""
-        worker = take_bandit_worker(
+        worker = run_in_bandit_worker(
             context.config,
             argv,
             context.rootdir,
             context.settings.tool_timeout,
             self.install_hint,
         )
-        if worker is None:
-            return super().run_command(argv, context)
-        worker.run(argv[3:])
-        return worker
+        return worker if worker is not None else super().run_command(argv, context)
 
     def command(self, context: AuditContext) -> list[str]:
         if importlib.util.find_spec("bandit") is None:

@@ -161,9 +161,11 @@ class BanditWorker(BackgroundCommand):
             return  # not started: wait() says why
         try:
             process.stdin.write(json.dumps(args).encode("utf-8") + b"\n")
-            process.stdin.close()
         except OSError:
             pass  # it ended already: wait() returns its status and output
+        finally:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
 
 
 def prelaunch_bandit(config: pytest.Config) -> None:
@@ -179,26 +181,28 @@ def prelaunch_bandit(config: pytest.Config) -> None:
     config.add_cleanup(lambda: drop_bandit_worker(config))
 
 
-def take_bandit_worker(
+def run_in_bandit_worker(
     config: pytest.Config, argv: list[str], cwd: Path, timeout: float, install_hint: str
 ) -> BanditWorker | None:
-    """The prelaunched worker, removed from ``config.stash`` and given ``timeout`` (seconds)
-    and ``install_hint``, if it can run ``argv`` in ``cwd``; else it is ended and None
-    returned."""
+    """The prelaunched worker running ``argv`` (``[PYTHON, "-m", "bandit", ...]``) in
+    ``cwd`` with ``timeout`` (seconds) and ``install_hint``, removed from ``config.stash``
+    once it runs; None when there is none or it cannot run ``argv`` (then it is ended)."""
     worker = config.stash.get(BANDIT_WORKER_KEY, None)
     if worker is None:
         return None
-    del config.stash[BANDIT_WORKER_KEY]
     if not worker.fits(argv, cwd):
-        worker.cancel()
+        drop_bandit_worker(config)
         return None
     worker.timeout, worker.install_hint = timeout, install_hint
+    worker.run(argv[3:])
+    del config.stash[BANDIT_WORKER_KEY]  # the caller owns it now (interrupted: the cleanup)
     return worker
 
 
 def drop_bandit_worker(config: pytest.Config) -> None:
-    """End a prelaunched worker nothing adopted (the session ended without a security
-    audit: a usage error, settings without the dimension)."""
+    """End a prelaunched worker nothing adopted: the security audit launched nothing (every
+    file cached, bandit unavailable) or did not run (a usage error, settings without the
+    dimension)."""
     worker = config.stash.get(BANDIT_WORKER_KEY, None)
     if worker is not None:
         del config.stash[BANDIT_WORKER_KEY]

@@ -60,10 +60,7 @@ def pytest_addoption(parser):
     # The project's ini may hold pytest-orchestrator's settings, meant for the host: known
     # here, they are no "Unknown config option" (an error under filterwarnings = error).
     for name in json.loads(os.environ.get("PYTEST_ORCHESTRATOR_INI") or "[]"):
-        try:
-            parser.addini(name, "pytest-orchestrator's, read on the host")
-        except ValueError:
-            pass
+        parser.addini(name, "pytest-orchestrator's, read on the host")
 
 
 def pytest_configure(config):

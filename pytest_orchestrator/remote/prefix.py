@@ -298,14 +298,23 @@ class ExecPrefix:
         # Error from server (NotFound): pods "web-0" not found
         # Error from server (NotFound): deployments.apps "web" not found
         # Error from server (NotFound): namespaces "qa" not found
-        missing = re.search(r'^.*"[^"]*" not found.*$', text, re.MULTILINE | re.IGNORECASE)
-        if missing is not None:
-            kind = target.split("/", 1)[0] if "/" in target else "pods"
+        # Only the API server's own line: a remote program's output may say "x" not found.
+        missing = re.search(
+            r'^Error from server \(NotFound\): (\S+) "([^"]*)" not found.*$', text, re.MULTILINE
+        )
+        if missing is None:
+            return None
+        line = missing.group(0).strip()[:300]
+        if missing.group(1) == "namespaces":
             return (
-                f"kubectl target {target!r} does not exist ({missing.group(0).strip()[:300]}); "
-                f"check its name and namespace ('{self._kubectl_get(kind)}' lists them)"
+                f"kubectl namespace {missing.group(2)!r} does not exist ({line}); check the "
+                f"prefix's -n/--namespace ('{self._kubectl_get('namespaces')}' lists them)"
             )
-        return None
+        kind = target.split("/", 1)[0] if "/" in target else "pods"
+        return (
+            f"kubectl target {target!r} does not exist ({line}); "
+            f"check its name and namespace ('{self._kubectl_get(kind)}' lists them)"
+        )
 
     def _kubectl_get(self, kind: str) -> str:
         """``kubectl get KIND`` with the prefix's options that choose the cluster and the

@@ -22,6 +22,7 @@ import os
 import posixpath
 import re
 import shlex
+import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import replace
@@ -59,7 +60,7 @@ OUTPUT_TAIL = 2000
 
 
 class RemoteOutcome(Exception):
-    """A failure or error replayed from the remote run; carries the remote text."""
+    """A remote collection error, replayed by its module; carries the remote text."""
 
     def __init__(self, message: str, text: str) -> None:
         super().__init__(message)
@@ -132,6 +133,7 @@ class RemoteItem(pytest.Item):
             call = self._report("call", "passed", None, sections)
             if case is not None:
                 call.duration = case.time
+                call.stop = call.start + case.time
                 if case.failure is not None:
                     call.outcome, call.longrepr = "failed", self._detail(case.failure)
                 elif case.skipped is not None:
@@ -159,6 +161,7 @@ class RemoteItem(pytest.Item):
         longrepr: Any = None,
         sections: list[tuple[str, str]] | None = None,
     ) -> pytest.TestReport:
+        now = time.time()  # the replay's time: the remote run records none per phase
         return pytest.TestReport(
             self.nodeid,
             self.location,
@@ -167,6 +170,8 @@ class RemoteItem(pytest.Item):
             longrepr,
             when,
             sections or (),
+            start=now,
+            stop=now,
             user_properties=self.user_properties,
         )
 
@@ -309,8 +314,9 @@ class RemoteSession:
         """The remote pytest's arguments (see the README for what passes through).
 
         Test paths, ``--deselect`` and ``--ignore`` are mapped to container paths; ``-k``,
-        ``-m``, ``-x``/``--maxfail``, ``--ignore-glob``, ``--doctest-modules`` and
-        ``--continue-on-collection-errors`` are passed as given.
+        ``-m``, ``-x``/``--maxfail`` (not with ``--lf``, ``--ff``, ``--nf`` or ``--sw``,
+        which pick or order the replayed items on the host), ``--ignore-glob``,
+        ``--doctest-modules`` and ``--continue-on-collection-errors`` are passed as given.
 
         :raises pytest.UsageError: a path that no path map covers.
         """
@@ -321,7 +327,12 @@ class RemoteSession:
         for flag, value in (("-k", "keyword"), ("-m", "markexpr")):
             if getattr(option, value, ""):
                 args += [flag, getattr(option, value)]
-        if getattr(option, "maxfail", 0):
+        reordered = any(  # the host picks or orders its replayed items: see remote_args
+            getattr(option, name, False) for name in ("lf", "failedfirst", "newfirst", "stepwise")
+        )
+        if getattr(option, "maxfail", 0) and not reordered:
+            # (reordered, the host's -x stops where its own order meets a failure; a remote
+            # run stopped in its order would leave those items without a result)
             args.append(f"--maxfail={option.maxfail}")
         for flag in ("continue_on_collection_errors", "doctestmodules"):
             if getattr(option, flag, False):

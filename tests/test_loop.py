@@ -651,3 +651,30 @@ def test_session_files_mask_secrets_and_stay_readable(tmp_path: Path) -> None:
     assert "abc123456" not in text and "sk-ant-api03-ABCDEFGHIJK" not in text
     loaded = load(tmp_path, "last")
     assert loaded.session_id == "s1" and loaded.args[1] == 'junit_suite_name=API_KEY="***"'
+
+
+@pytest.mark.parametrize(("args", "turns"), [(["--orchestrate-max-turns=3"], "3"), ([], None)])
+def test_max_turns_reaches_the_loops_agent(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], turns: str | None
+) -> None:
+    (repo / "tests" / "test_fails.py").write_text("def test_it():\n    assert 1 == 2\n")
+    commit_all(repo, "a failing test")
+    log = repo.parent / f"{repo.name}-calls.jsonl"  # the fake CLIs record their argv here
+    monkeypatch.setenv("FAKE_AGENT_LOG", str(log))
+    done, report = gate(
+        repo,
+        "--orchestrate-dimensions=tests",
+        "--orchestrate-agent=claude",
+        "--orchestrate-max-iterations=1",
+        *args,
+    )
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.reason == "the agent changed nothing"
+    [argv] = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+    assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"  # the loop's call
+    if turns is None:
+        assert "--max-turns" not in argv
+    else:
+        assert argv[argv.index("--max-turns") + 1] == turns

@@ -348,36 +348,6 @@ def test_timeout_keeps_finished_results_and_errors_the_rest(
     assert report.remote is not None and report.remote.timed_out
 
 
-@pytest.mark.parametrize(
-    ("victim", "message"),
-    [
-        (
-            "os.getpid()",
-            "the remote pytest was killed by signal 9 before this test reported; "
-            "last remote output:",
-        ),
-        (
-            "os.getppid()",  # the remote program itself: nothing comes back
-            "no result came back from the container (exec exit status -9)",
-        ),
-    ],
-    ids=["pytest-killed", "remote-program-killed"],
-)
-def test_a_killed_remote_run_is_reported_as_errors(
-    project: pytest.Pytester, remote_dir: Path, victim: str, message: str
-) -> None:
-    project.path.joinpath("tests", "test_kill.py").write_text(
-        f"import os, signal\n\ndef test_kill():\n    os.kill({victim}, signal.SIGKILL)\n"
-    )
-    sync(project, remote_dir)
-    result = project.runpytest(*remote_args(remote_dir, HOST_ONLY))
-
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert result.parseoutcomes()["errors"] >= 1
-    assert "passed" not in result.parseoutcomes()
-    result.stdout.fnmatch_lines([f"*{message}*"])
-
-
 def test_hostile_junit_is_refused_and_reported(project: pytest.Pytester, remote_dir: Path) -> None:
     # The remote side overwrites its JUnit XML with an entity bomb after pytest wrote it.
     bomb = (
@@ -704,6 +674,8 @@ def test_killed_run_errors_quote_the_tail_of_the_remote_output(
     result = project.runpytest(*remote_args(remote_dir, HOST_ONLY), f"{COMMAND} -s")
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.parseoutcomes()["errors"] >= 1
+    assert "passed" not in result.parseoutcomes()  # no result came back for any test
     result.stdout.fnmatch_lines([message, f"*{MARKER}"])
 
 

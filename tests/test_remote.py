@@ -29,6 +29,15 @@ COMMAND = f"--orchestrate-exec-command={sys.executable} -m pytest"
 #: Runs in this process (so this session's coverage sees the host side) audit the tests
 #: only: an in-process run must not read or stop this session's coverage measurement.
 HOST_ONLY = "--orchestrate-dimensions=tests"
+#: The summary counts of a whole run of examples/outcomes.
+EVERY_OUTCOME = {
+    "failed": 1,
+    "passed": 7,
+    "skipped": 1,
+    "xfailed": 1,
+    "xpassed": 1,
+    "errors": 2,
+}
 
 
 @pytest.fixture
@@ -100,14 +109,7 @@ def test_remote_run_replays_every_outcome_like_a_local_run(
 
     assert remote.ret == local.ret == pytest.ExitCode.TESTS_FAILED
     assert outcomes(remote) == outcomes(local)
-    assert outcomes(local) == {
-        "failed": 1,
-        "passed": 7,
-        "skipped": 1,
-        "xfailed": 1,
-        "xpassed": 1,
-        "errors": 2,
-    }
+    assert outcomes(local) == EVERY_OUTCOME
     # the host's own --junitxml sees the replayed results like local ones
     expected = junit_outcomes(project.path / "local.xml")
     assert junit_outcomes(project.path / "remote.xml", strip="remote:") == expected
@@ -523,14 +525,7 @@ def split_sync(project: pytest.Pytester, remote_dir: Path) -> tuple[Path, Path]:
 
 def assert_split_run(result: pytest.RunResult, report: Report, app: Path) -> None:
     """Both mappings were used: node ids come from the first, coverage from the second."""
-    assert outcomes(result) == {
-        "failed": 1,
-        "passed": 7,
-        "skipped": 1,
-        "xfailed": 1,
-        "xpassed": 1,
-        "errors": 2,
-    }
+    assert outcomes(result) == EVERY_OUTCOME
     result.stdout.fnmatch_lines(
         [
             f"running the tests in 'remote' through: env -C {app} PYTHONPATH=*",
@@ -887,14 +882,7 @@ def test_our_ini_settings_are_known_to_a_container_without_the_plugin(
     )
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
-    assert outcomes(result) == {
-        "failed": 1,
-        "passed": 7,
-        "skipped": 1,
-        "xfailed": 1,
-        "xpassed": 1,
-        "errors": 2,
-    }
+    assert outcomes(result) == EVERY_OUTCOME
 
 
 def test_a_coverage_configuration_no_path_map_covers_is_reported(

@@ -64,7 +64,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from pytest_orchestrator.errors import OrchestratorError
-from pytest_orchestrator.loop.snapshot import SnapshotError, git_message, run_git
+from pytest_orchestrator.loop.snapshot import SnapshotError, git_message, run_git, toplevel
 
 if TYPE_CHECKING:
     import pytest
@@ -236,17 +236,17 @@ def resolve(rootdir: Path, ref: str) -> Base:
     """
     if not ref or ref.startswith("-") or any(c.isspace() or not c.isprintable() for c in ref):
         raise DiffBaseError(f"{ref!r} is not a git ref or commit; give one like origin/main")
-    done = _git(rootdir, "rev-parse", "--show-toplevel")
-    top_text = _text(done.stdout).rstrip("\n")
-    if done.returncode != 0 or not top_text:
-        reason = git_message(done.stderr)
+    try:
+        top, reason = toplevel(rootdir)
+    except SnapshotError as exc:
+        raise DiffBaseError(str(exc)) from None
+    if top is None:
         if "not a git repository" in reason.lower():
             raise DiffBaseError(
                 f"{rootdir} is not in a git repository, so there is no new code to find; "
                 "run pytest in a git checkout or drop the diff base"
             )
         raise DiffBaseError(f"no git working tree at {rootdir}: {reason}")
-    top = Path(top_text)
     head = _git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     if head.returncode != 0:
         raise DiffBaseError("the repository has no commit yet (HEAD); commit first")
@@ -662,25 +662,17 @@ def assess(
         found.extend(mine_findings)
         if result.status != "ok" or result.dimension == "tests":
             new_results.append(result.model_copy(update={"findings": mine_findings}))
-        elif result.dimension == "coverage":
-            if diff_coverage is None:
-                continue  # not applicable: said by the gate's diff coverage condition
-            points = [(r, p * 100.0 / executable, c) for r, p, c in lost]
-            new_results.append(
-                AuditResult(
-                    dimension="coverage",
-                    status="ok",
-                    score=diff_coverage,
-                    findings=mine_findings,
-                    deductions=deductions_for("coverage", points, diff_coverage),
-                    tool=result.tool,
-                    tool_version=result.tool_version,
-                )
-            )
         else:
-            score, deductions = finding_score(
-                result.dimension, mine_findings, kloc_lines, settings.severity_points
-            )
+            if result.dimension != "coverage":
+                score, deductions = finding_score(
+                    result.dimension, mine_findings, kloc_lines, settings.severity_points
+                )
+            elif diff_coverage is None:
+                continue  # not applicable: said by the gate's diff coverage condition
+            else:
+                points = [(r, p * 100.0 / executable, c) for r, p, c in lost]
+                score = diff_coverage
+                deductions = deductions_for("coverage", points, diff_coverage)
             new_results.append(
                 AuditResult(
                     dimension=result.dimension,

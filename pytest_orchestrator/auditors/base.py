@@ -48,6 +48,9 @@ class AuditContext:
         default_factory=dict, init=False, repr=False, compare=False
     )
     _relpaths: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: SHA-256 of each file (rootdir-relative POSIX path) that an audit cache plan hashed,
+    #: so ruff's and bandit's plans read a file once (see ``auditors.cache``).
+    digests: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def relpath(self, path: str | Path) -> str:
         """``path`` as a POSIX path relative to the rootdir (unchanged if outside it).

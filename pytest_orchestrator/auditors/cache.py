@@ -90,6 +90,14 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _digest(context: AuditContext, rootdir: Path, rel: str) -> str:
+    """:func:`file_digest` of ``rootdir / rel``, once per session (``context.digests``)."""
+    found = context.digests.get(rel)
+    if found is None:
+        found = context.digests[rel] = file_digest(rootdir / rel)
+    return found
+
+
 def text_digest(parts: list[str]) -> str:
     """SHA-256 of ``parts`` (JSON-encoded, so boundaries count)."""
     return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
@@ -253,7 +261,7 @@ def ruff_plan(context: AuditContext, ruff: str, options: list[str]) -> CachePlan
             rel = relative(rootdir, line.strip())
             if rel is None:
                 return None
-            files[rel] = file_digest(rootdir / rel)
+            files[rel] = _digest(context, rootdir, rel)
         folders = {rootdir, *rootdir.parents}
         for rel in files:
             folders.update((rootdir / rel).parents)
@@ -317,7 +325,7 @@ def bandit_plan(
             if rel is None or rel in names:
                 return None
             names[rel] = name
-            files[rel] = file_digest(rootdir / rel)
+            files[rel] = _digest(context, rootdir, rel)
         key = text_digest(
             [
                 "bandit",

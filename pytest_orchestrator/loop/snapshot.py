@@ -157,17 +157,28 @@ def git_root(path: Path) -> Path:
     if not path.exists():
         raise SnapshotError(f"{path}: no such file or directory")
     start = path if path.is_dir() else path.parent
-    done = run_git(start, "rev-parse", "--show-toplevel", check=False)
-    top = os.fsdecode(done.stdout).rstrip("\n")
-    if done.returncode != 0 or not top:
-        reason = git_message(done.stderr)
+    top, reason = toplevel(start)
+    if top is None:
         if "not a git repository" in reason.lower():
             raise SnapshotError(
                 f"not a git repository: {start}: the loop needs git to snapshot and inspect "
                 "changes; run git init"
             )
         raise SnapshotError(f"{start}: no git working tree: {reason}")
-    return Path(top)
+    return top
+
+
+def toplevel(start: Path) -> tuple[Path | None, str]:
+    """(the top directory of the git working tree holding the directory ``start``, "") or
+    (None, git's one-line reason), e.g. ``(None, "not a git repository (or any ...)")``.
+
+    :raises SnapshotError: git is missing or timed out.
+    """
+    done = run_git(start, "rev-parse", "--show-toplevel", check=False)
+    top = os.fsdecode(done.stdout).rstrip("\n")
+    if done.returncode != 0 or not top:
+        return None, git_message(done.stderr)
+    return Path(top), ""
 
 
 def is_dirty(root: Path) -> bool:

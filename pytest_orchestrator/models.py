@@ -358,6 +358,16 @@ class Iteration(_Model):
     lines_added: int = 0
     lines_removed: int = 0
     guard: list[GuardFinding] = Field(default_factory=list)
+    integrity: list[GuardFinding] = Field(
+        default_factory=list,
+        description="Integrity checks that fired (an agent gaming the score: skipped or "
+        "edited tests, suppressions, changed rules, hidden files; see 'What an agent cannot "
+        "do' in the README)",
+    )
+    resolved: list[str] = Field(
+        default_factory=list,
+        description="Fingerprints of the findings of the iteration's start it resolved",
+    )
     cost_usd: float = 0.0
     duration: float = 0.0
     commit: str | None = Field(None, description="With --orchestrate-commit, the commit made")

@@ -12,6 +12,7 @@ Under pytest-xdist only the controller audits; a worker just measures coverage.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from pytest_orchestrator import __version__
 from pytest_orchestrator.auditors.base import AuditContext, Auditor
 from pytest_orchestrator.auditors.cov import WorkerCoverage
 from pytest_orchestrator.auditors.measure import MEASUREMENT_KEY
+from pytest_orchestrator.auditors.tests import Observation, TestsAuditor
 from pytest_orchestrator.config import OrchestrationConfig
 from pytest_orchestrator.discovery import discover
 from pytest_orchestrator.errors import ReportWriteError, ToolUnavailable
@@ -38,7 +40,7 @@ from pytest_orchestrator.models import (
     Verdict,
     finding_order,
 )
-from pytest_orchestrator.plugin import CHILD_ENV
+from pytest_orchestrator.plugin import CHILD_ENV, ORACLE_ENV
 from pytest_orchestrator.scoring import evaluate_gate
 
 #: Exit status when every test passed but the quality gate failed (pytest uses 0-5).
@@ -64,7 +66,10 @@ class Orchestrator:
         self.report: Report | None = None
         self.verdict: Verdict | None = None
         self.loop: Any = None
-        self._child = False
+        #: The tests auditor (or, when ``tests`` is not audited, one registered only to
+        #: observe): gap closure's oracle.
+        self.observer: TestsAuditor | None = None
+        self._child: Path | None = None
         self._started = time.monotonic()
         self._created = datetime.now(timezone.utc)
 
@@ -107,7 +112,20 @@ class Orchestrator:
             cls._check_loop(config, settings)
         auditors = [offered[d] for d in settings.dimensions]
         orchestrator = cls(config, settings, auditors)
-        orchestrator._child = bool(child_report)
+        orchestrator._child = Path(child_report) if child_report else None
+        oracle = os.environ.pop(ORACLE_ENV, None) if child_report else None
+        if settings.agents or child_report:
+            observer = next((a for a in auditors if isinstance(a, TestsAuditor)), None)
+            if observer is None:
+                observer = TestsAuditor()
+                config.pluginmanager.register(observer, "orchestrator-observer")
+            if oracle:
+                try:
+                    data = json.loads(Path(oracle).read_text(encoding="utf-8"))
+                    observer.oracle = Observation.from_data(data)
+                except (OSError, ValueError) as exc:
+                    raise pytest.UsageError(f"{ORACLE_ENV}: cannot read {oracle}: {exc}") from None
+            orchestrator.observer = observer
         config.stash[ORCHESTRATOR_KEY] = orchestrator
         config.pluginmanager.register(orchestrator, "orchestrator-session")
         if settings.exec_prefix:
@@ -272,7 +290,12 @@ class Orchestrator:
         for result in results:
             hook.pytest_orchestrator_audit_result(config=self.config, result=result)
         report = self._build(results)
-        if self.settings.agents and not self._child:
+        if self._child is not None and self.observer is not None:
+            # what the re-audit saw of the tests: the parent checks it against its oracle
+            self.observer.apply_oracle()
+            observed = self.observer.observation(self.config, self.config.rootpath)
+            self._child.with_name("observed.json").write_text(observed.to_json(), "utf-8")
+        if self.settings.agents and self._child is None:
             report = self._close_gaps(report)
         settings = self.settings
         hook.pytest_orchestrator_report(config=self.config, report=report)
@@ -314,7 +337,9 @@ class Orchestrator:
             PricingTable.load(list(settings.pricing), settings.pricing_file),
             retries=settings.agent_retries,
         )
-        loop = Loop(self.config, settings, spending, runner, baseline, state)
+        assert self.observer is not None
+        start = self.observer.observation(self.config, self.config.rootpath)
+        loop = Loop(self.config, settings, spending, runner, baseline, start, state)
         self.loop = loop
         final = loop.run()
         report = self._build([*final.audits, *llm])

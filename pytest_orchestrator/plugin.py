@@ -18,6 +18,8 @@ REMOTE_ENV = "PYTEST_ORCHESTRATOR_REMOTE"
 AGENT_ENV = "PYTEST_ORCHESTRATOR_AGENT"
 #: Set (to the JSON report's path) for the child pytest that re-audits during gap closure.
 CHILD_ENV = "PYTEST_ORCHESTRATOR_CHILD"
+#: Set for that child to the JSON file of the session's start observation (the oracle).
+ORACLE_ENV = "PYTEST_ORCHESTRATOR_ORACLE"
 
 
 class Option(NamedTuple):

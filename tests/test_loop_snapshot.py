@@ -168,19 +168,20 @@ def assert_restored(
     snap: Snapshot,
     before: dict[str, Entry],
     state: tuple[str, str, str],
-    holding_ignored: tuple[str, ...] = (),
+    unrestored: tuple[str, ...] = (),
 ) -> None:
-    """The tree, HEAD and index are as before; ``holding_ignored``: new directories that
-    stay because the agent put ignored files in them."""
+    """The tree, HEAD, the index and git's own files are as before; ``unrestored``: the
+    ignored files the agent changed, which a snapshot cannot put back (never copied)."""
     after = tree(root)
-    for rel in holding_ignored:
-        assert after.pop(rel)[0] == "dir", rel
     assert sorted(after) == sorted(before)
     for rel, entry in before.items():
         assert after[rel] == entry, rel
     assert Snapshot.current_hash(root) == snap.tree_hash()
     assert git_state(root) == state
-    assert snap.diff().empty
+    changes = snap.diff()
+    assert [(c.path, c.ignored) for c in changes.changes] == [(p, True) for p in unrestored]
+    assert not (changes.head_moved or changes.index_changed or changes.git_files or changes.nested)
+    assert [u.split(" (")[0] for u in snap.unrestored] == list(unrestored)
 
 
 # --------------------------------------------------------------------------- take
@@ -256,13 +257,15 @@ def test_restore_after_edits(repo: Path) -> None:
         write(repo, "big.dat", bytes(changed))
         write(repo, "notes.txt", "")
         write(repo, UNICODE, "ünïcode edited\n")
-        # The agent also changes ignored files: not ours, they keep the agent's version.
+        # The agent also changes ignored files: never copied, they keep the agent's
+        # version, and the restore names them.
         write(repo, ".venv/lib/site.py", "# edited by the agent\n")
         write(repo, "app.log", "agent log\n")
         (repo / ".venv/lib").chmod(0o700)
         assert Snapshot.current_hash(repo) != snap.tree_hash()
         snap.restore()
-        assert_restored(repo, snap, before, state)
+        assert_restored(repo, snap, before, state, unrestored=(".venv/lib/site.py", "app.log"))
+        assert snap.unrestored == [".venv/lib/site.py (changed)", "app.log (changed)"]
     assert (repo / ".venv/lib/site.py").read_text() == "# edited by the agent\n"
     assert (repo / "app.log").read_text() == "agent log\n"
     assert stat.S_IMODE((repo / ".venv/lib").stat().st_mode) == 0o700
@@ -298,14 +301,15 @@ def test_restore_removes_added_files_and_new_directories(repo: Path) -> None:
         write(repo, "keep/inner/more/x.txt", "x\n")
         write(repo, "gone.txt", "recreated by the agent\n")  # tracked, absent at take
         (repo / "scratch/nothing").mkdir(parents=True)  # new, empty
-        # New ignored files: not ours, they stay.
+        # New ignored files: seen and removed too.
         write(repo, ".venv/new.txt", "ignored\n")
         write(repo, "build/new/out.o", b"ignored")
         write(repo, "new.log", "ignored\n")
         write(repo, "newdir/a/more.log", "ignored, in a new directory\n")
         (repo / ".venv/agent-empty").mkdir()
-        (repo / ".git/agent-empty").mkdir()  # .git is git's, not ours
-        assert set(snap.diff().added) == {
+        (repo / ".git/agent-empty").mkdir()  # .git's own directory: not a git item of ours
+        changes = snap.diff()
+        assert set(changes.added) == {
             "new.py",
             "pkg/extra.py",
             "newdir/a/b/c.py",
@@ -313,22 +317,23 @@ def test_restore_removes_added_files_and_new_directories(repo: Path) -> None:
             "keep/inner/more/x.txt",
             "gone.txt",
         }
+        assert [(c.path, c.kind) for c in changes.hidden] == [
+            (".venv/new.txt", "added"),
+            ("build/new/out.o", "added"),
+            ("new.log", "added"),
+            ("newdir/a/more.log", "added"),
+        ]
         snap.restore()
-        assert_restored(repo, snap, before, state, holding_ignored=("newdir", "newdir/a"))
+        assert_restored(repo, snap, before, state)
     assert (repo / "empty").is_dir() and not any((repo / "empty").iterdir())
     assert (repo / "keep/inner").is_dir() and not any((repo / "keep/inner").iterdir())
     assert not (repo / "scratch").exists()
     assert not (repo / "newdir/a/b").exists()
     assert not (repo / "gone.txt").exists()
-    for rel in (
-        ".venv/new.txt",
-        "build/new/out.o",
-        "new.log",
-        "newdir/a/more.log",
-        ".venv/agent-empty",
-        ".git/agent-empty",
-    ):
-        assert (repo / rel).exists(), rel
+    for rel in (".venv/new.txt", "build/new", "new.log", "newdir", ".venv/agent-empty"):
+        assert not os.path.lexists(repo / rel), rel
+    assert (repo / ".git/agent-empty").is_dir()
+    assert (repo / "build/out.o").exists() and (repo / ".venv/lib/site.py").exists()
 
 
 def test_restore_modes(repo: Path) -> None:
@@ -490,9 +495,10 @@ def test_ignore_rules_changed_by_the_agent(repo: Path) -> None:
     assert not (repo / "hidden.txt").exists()
     assert not (repo / "excluded.txt").exists()
     assert "excluded.txt" not in (repo / ".git/info/exclude").read_text()
-    # Ignored at the snapshot: never deleted, even while the agent had un-ignored them.
+    # Ignored at the snapshot: never deleted, even while the agent had un-ignored them;
+    # what the agent made there is.
     assert (repo / ".venv/lib/site.py").read_text() == "# ignored\n"
-    assert (repo / ".venv/lib/new.py").exists()
+    assert not (repo / ".venv/lib/new.py").exists()
 
 
 def test_restore_leaves_matching_files_alone_and_can_run_twice(repo: Path) -> None:
@@ -585,11 +591,20 @@ def test_diff_counts(repo: Path) -> None:
         (repo / "many/f00.txt").unlink()
         write(repo, "data.bin", b"\0\1\2")
         (repo / "run.sh").chmod(0o644)
-        write(repo, "app.log", "ignored: not in the diff\n")
+        write(repo, "app.log", "ignored: in the diff by its metadata only\n")
         changes = snap.diff()
         by_path = {c.path: c for c in changes.changes}
         assert [c.path for c in changes.changes] == sorted(by_path)
-        assert set(by_path) == {"pkg/mod.py", "new.py", "many/f00.txt", "data.bin", "run.sh"}
+        assert set(by_path) == {
+            "pkg/mod.py",
+            "new.py",
+            "many/f00.txt",
+            "data.bin",
+            "run.sh",
+            "app.log",
+        }
+        log = by_path.pop("app.log")
+        assert (log.kind, log.ignored, log.lines_added, log.added_text) == ("modified", True, 0, "")
         mod = by_path["pkg/mod.py"]
         assert (mod.kind, mod.lines_added, mod.lines_removed, mod.binary) == (
             "modified",
@@ -785,8 +800,9 @@ def test_ten_thousand_files_snapshot_quickly(tmp_path: Path) -> None:
 
 def test_files_ignored_at_the_snapshot_are_never_deleted(tmp_path: Path) -> None:
     """A virtualenv ignores itself (``.venv/.gitignore`` holds ``*``); that file is ignored
-    too, so it is not ours to restore: when the agent empties it, the environment's files
-    look untracked, and must still not be deleted."""
+    too, but it decides what is ignored, so the snapshot copies it: when the agent empties
+    it, the environment's files look untracked, must still not be deleted, and the file
+    is put back; what the agent added there is removed."""
     root = init(tmp_path / "venv-repo")
     write(root, "app.py", "x = 1\n")
     write(root, ".venv/.gitignore", "*\n")
@@ -796,16 +812,22 @@ def test_files_ignored_at_the_snapshot_are_never_deleted(tmp_path: Path) -> None
     assert "app.py" in before and not any(p.startswith(".venv") for p in before)
     with Snapshot.take(root) as snap:
         assert set(snap.files) == {"app.py"}
+        assert snap.read(".venv/.gitignore") == b"*\n"
         write(root, ".venv/.gitignore", "")
         write(root, ".venv/agent.py", "# made by the agent while .venv was not ignored\n")
-        assert ".venv/lib/site.py" in snap.diff().added
-        with pytest.raises(SnapshotError, match=r"\.venv/\.gitignore \(still differs\)"):
-            snap.restore()
+        changes = snap.diff()
+        assert ".venv/lib/site.py" not in changes.added  # the user's, unchanged
+        assert ".venv/agent.py" in changes.added
+        assert (".venv/.gitignore", "modified", True) in [
+            (c.path, c.kind, c.ignored) for c in changes.changes
+        ]
+        snap.restore()
+        assert_restored(root, snap, before, state)
         assert (root / "app.py").read_text() == "x = 1\n"
-        assert git_state(root) == state
+    assert (root / ".venv/.gitignore").read_text() == "*\n"
     assert (root / ".venv/lib/site.py").read_text() == "# the user's environment\n"
     assert (root / ".venv/empty-dir/.keep").exists()
-    assert (root / ".venv/agent.py").exists()
+    assert not (root / ".venv/agent.py").exists()
 
 
 def test_git_config_and_hooks_are_guarded_and_restored(repo: Path) -> None:

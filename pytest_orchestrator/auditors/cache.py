@@ -54,12 +54,18 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_orchestrator.auditors.base import AuditContext
 
+if TYPE_CHECKING:
+    import pytest
+
 CACHE_DIR = "orchestrator-audit-cache"
 ENV_SWITCH = "PYTEST_ORCHESTRATOR_AUDIT_CACHE"
+#: A directory to keep the cache in instead of the pytest cache: gap closure gives its
+#: re-audits a private copy, out of the agent's reach (an agent could forge entries).
+ENV_DIR = "PYTEST_ORCHESTRATOR_AUDIT_CACHE_DIR"
 FORMAT = 1
 # Above this share of changed files, a full run is as cheap as a partial one.
 FULL_RUN_SHARE = 0.5
@@ -77,10 +83,21 @@ def enabled() -> bool:
 
 def cache_dir(context: AuditContext) -> Path:
     """The cache directory, created if needed."""
-    cache = getattr(context.config, "cache", None)
-    if cache is not None:
-        return Path(cache.mkdir(CACHE_DIR))
-    path = context.rootdir / ".pytest_cache" / "d" / CACHE_DIR
+    return session_cache_dir(context.config, context.rootdir)
+
+
+def session_cache_dir(config: pytest.Config, rootdir: Path) -> Path:
+    """The cache directory of a session: ``$PYTEST_ORCHESTRATOR_AUDIT_CACHE_DIR``, else the
+    pytest cache's ``d/orchestrator-audit-cache`` (``<rootdir>/.pytest_cache/...`` with
+    ``-p no:cacheprovider``); created if needed."""
+    chosen = os.environ.get(ENV_DIR)
+    if chosen:
+        path = Path(chosen)
+    else:
+        cache = getattr(config, "cache", None)
+        if cache is not None:
+            return Path(cache.mkdir(CACHE_DIR))
+        path = rootdir / ".pytest_cache" / "d" / CACHE_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
 

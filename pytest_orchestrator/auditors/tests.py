@@ -8,7 +8,12 @@ only, so ``-n N`` gives the same figures as a plain run.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 
@@ -19,7 +24,85 @@ from pytest_orchestrator.severity import tool_severity
 
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
 _WORSE = {"error": 5, "failed": 4, "xpassed": 3, "passed": 2, "xfailed": 1, "skipped": 0}
+#: Outcomes of a test that ran (as opposed to skipped or expected to fail).
+RAN = frozenset({"passed", "failed", "error", "xpassed"})
 MESSAGE_LIMIT = 300
+
+
+@dataclass
+class Observation:
+    """What a session saw of its tests: the oracle of gap closure (see ``loop.integrity``).
+
+    :ivar outcomes: node id -> outcome (passed, failed, error, skipped, xfailed, xpassed).
+    :ivar locations: node id -> ``[path, line]`` (rootdir-relative path, 1-based line or
+        None) of the test's definition, as pytest reports it.
+    :ivar plugins: rootdir-relative paths of the modules in the tree that pytest loaded as
+        plugins (conftest.py files included), sorted.
+    :ivar not_run: node id -> why a test that ran in the oracle did not run in this session
+        (it then counts as failed); empty without an oracle.
+    """
+
+    outcomes: dict[str, str] = field(default_factory=dict)
+    locations: dict[str, list[Any]] = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "outcomes": self.outcomes,
+                "locations": self.locations,
+                "plugins": self.plugins,
+                "not_run": self.not_run,
+            }
+        )
+
+    @classmethod
+    def from_data(cls, data: Any) -> Observation:
+        """From :meth:`to_json`'s data.
+
+        :raises ValueError: not such data.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("an observation is a JSON object")
+        outcomes, locations = data.get("outcomes", {}), data.get("locations", {})
+        plugins, not_run = data.get("plugins", []), data.get("not_run", {})
+        if not (
+            isinstance(outcomes, dict)
+            and all(isinstance(k, str) and v in _WORSE for k, v in outcomes.items())
+            and isinstance(locations, dict)
+            and isinstance(plugins, list)
+            and all(isinstance(p, str) for p in plugins)
+            and isinstance(not_run, dict)
+        ):
+            raise ValueError("not an observation of tests")
+        return cls(
+            dict(outcomes),
+            {str(k): list(v)[:2] for k, v in locations.items() if isinstance(v, list)},
+            list(plugins),
+            {str(k): str(v) for k, v in not_run.items()},
+        )
+
+
+def in_tree_plugins(config: pytest.Config, rootdir: Path) -> list[str]:
+    """Rootdir-relative paths of the modules under ``rootdir`` registered as pytest plugins
+    (conftest.py files, ``-p`` and ``pytest_plugins`` modules of the project), leaving out
+    installed packages (a virtual environment inside the tree)."""
+    root = os.path.realpath(rootdir)
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    found = set()
+    for plugin in config.pluginmanager.get_plugins():
+        filename = getattr(plugin, "__file__", None)
+        if not isinstance(filename, str):
+            continue
+        path = os.path.realpath(filename)
+        if "site-packages" in path.split(os.sep) or any(
+            path.startswith(prefix + os.sep) for prefix in prefixes if prefix != root
+        ):
+            continue
+        if path.startswith(root + os.sep):
+            found.add(Path(os.path.relpath(path, root)).as_posix())
+    return sorted(found)
 
 
 def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
@@ -44,6 +127,12 @@ class TestsAuditor(Auditor):
     def __init__(self) -> None:
         self.outcomes: dict[str, Outcome] = {}
         self.failures: dict[str, tuple[str, str, int | None, str]] = {}
+        self.locations: dict[str, list[Any]] = {}
+        #: The outcomes of gap closure's session start (node id -> outcome, location):
+        #: a test that ran then and does not run now counts as failed (see
+        #: :meth:`apply_oracle`). None outside a gap-closure re-audit.
+        self.oracle: Observation | None = None
+        self.not_run: dict[str, str] = {}
 
     def _record(self, nodeid: str, outcome: Outcome) -> None:
         old = self.outcomes.get(nodeid)
@@ -52,6 +141,12 @@ class TestsAuditor(Auditor):
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid not in self.locations:
+            path, line, _ = report.location
+            self.locations[report.nodeid] = [
+                "" if path == "." else path,
+                line + 1 if line is not None else None,
+            ]
         if report.when == "call" or (report.when == "setup" and not report.passed):
             if report.failed:
                 outcome: Outcome = "failed" if report.when == "call" else "error"
@@ -86,6 +181,44 @@ class TestsAuditor(Auditor):
                 None,
                 _message(report),
             )
+
+    def apply_oracle(self) -> None:
+        """Count as failed every test that ran (passed, failed, errored or xpassed) in the
+        :attr:`oracle` and did not run now: skipped, xfailed, deselected or no longer
+        collected. Its finding keeps the oracle's rule and location, so a test that failed
+        then is the same finding now (a skip is not a fix). Tests skipped in the oracle
+        that are no longer collected are noted in :attr:`not_run` only."""
+        if self.oracle is None:
+            return
+        for nodeid, before in self.oracle.outcomes.items():
+            now = self.outcomes.get(nodeid)
+            if before not in RAN:
+                if now is None:
+                    self.not_run[nodeid] = "is no longer collected"
+                continue
+            if now in RAN:
+                continue
+            why = "is no longer collected" if now is None else f"is {now} now"
+            self.not_run[nodeid] = why
+            error = before == "error"
+            self.outcomes[nodeid] = "error" if error else "failed"
+            path, line = (self.oracle.locations.get(nodeid) or ["", None])[:2]
+            self.failures[nodeid] = (
+                "test-error" if error else "test-failed",
+                str(path or ""),
+                line if isinstance(line, int) else None,
+                f"ran at the session's start and {why}: it counts as "
+                + ("an error" if error else "failed"),
+            )
+
+    def observation(self, config: pytest.Config, rootdir: Path) -> Observation:
+        """What this session saw (see :class:`Observation`)."""
+        return Observation(
+            outcomes=dict(self.outcomes),
+            locations=dict(self.locations),
+            plugins=in_tree_plugins(config, rootdir),
+            not_run=dict(self.not_run),
+        )
 
     def summary(self) -> TestSummary:
         """Counts per outcome, one per test item."""
@@ -127,6 +260,7 @@ class TestsAuditor(Auditor):
         return out
 
     def finish(self, context: AuditContext) -> AuditResult:
+        self.apply_oracle()
         return tests_result(self.summary(), self.findings(context), pytest.__version__)
 
 

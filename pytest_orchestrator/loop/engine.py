@@ -9,12 +9,16 @@ The first audit is the user's own pytest session. Each iteration:
 2. renders ``close_gap.j2`` with them (file excerpts, the test command through the exec
    prefix, the budget left);
 3. snapshots the working tree (``loop.snapshot``) and runs the agent with edit permission;
-4. inspects the change (``loop.guard``); a check that needs confirmation is put to the
-   ``pytest_orchestrator_confirm`` hook, else to ``--orchestrate-confirm`` (ask on a
-   terminal with pytest's capture suspended, no without one); a refusal rolls back;
+4. inspects the change (``loop.guard`` and the integrity checks of ``loop.integrity``); a
+   check that needs confirmation is put to the ``pytest_orchestrator_confirm`` hook, else
+   to ``--orchestrate-confirm`` (ask on a terminal with pytest's capture suspended, no
+   without one); a refusal rolls back;
 5. re-runs the tests and the audits in a child pytest (same arguments, JSON report; LLM
-   audits are not repeated) and keeps the change only when the overall score rose and no
-   new P0 finding appeared; otherwise the snapshot is restored byte for byte.
+   audits are not repeated) on the *measured view* of the tree (the session's rules, the
+   agent's suppressions removed: ``loop.integrity.MeasuredView``), with the session's test
+   outcomes as the oracle, and keeps the change only when a finding of the iteration's
+   start was resolved by a change no check flagged, no new P0 or P1 finding appeared and
+   the overall score rose; otherwise the snapshot is restored byte for byte.
 
 The session (iterations, confirmations, agent calls, stop reason) is saved atomically after
 every step under the pytest cache directory, and ``--orchestrate-resume=ID|last`` continues
@@ -27,6 +31,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,13 +58,15 @@ from pytest_orchestrator.models import (
     Report,
     Severity,
 )
-from pytest_orchestrator.plugin import CHILD_ENV
+from pytest_orchestrator.plugin import CHILD_ENV, ORACLE_ENV
 from pytest_orchestrator.redact import redact_text
 
 if TYPE_CHECKING:
     from pytest_orchestrator.agents.runner import AgentRunner, Ledger
+    from pytest_orchestrator.auditors.tests import Observation
     from pytest_orchestrator.config import OrchestrationConfig
-    from pytest_orchestrator.loop.guard import GuardSettings
+    from pytest_orchestrator.loop.guard import GuardCheck, GuardSettings
+    from pytest_orchestrator.loop.snapshot import ChangeSet, Snapshot
 
 #: Iterations without improvement before the strategy changes (then the loop stops).
 STUCK_AFTER = 3
@@ -89,6 +98,16 @@ class LoopState(BaseModel):
     )
     dirty_files: list[str] = Field(
         default_factory=list, description="Paths with uncommitted changes when the loop began"
+    )
+    start: dict[str, Any] | None = Field(
+        None,
+        description="The first run's observation of its tests (outcomes, locations, plugin "
+        "files): the oracle of every iteration, resumed ones included",
+    )
+    changed_paths: list[str] = Field(
+        default_factory=list,
+        description="Paths the accepted iterations of this run changed (relative to the "
+        "working tree's top): measured against the run's start",
     )
 
 
@@ -227,6 +246,34 @@ def child_args(args: Sequence[str]) -> list[str]:
     return out
 
 
+def _record(check: GuardCheck) -> GuardFinding:
+    return GuardFinding(name=check.name, risk=check.risk, message=check.message)
+
+
+def _nothing_changed(changes: ChangeSet) -> bool:
+    """No file of the tree, git file, HEAD or index changed, and nothing but caches under
+    ignored paths (which are dropped)."""
+    from pytest_orchestrator.loop.snapshot import is_cache
+
+    return (
+        not changes.tracked
+        and not changes.nested
+        and not changes.git_files
+        and not changes.head_moved
+        and not changes.index_changed
+        and all(is_cache(c.path) for c in changes.hidden)
+    )
+
+
+def _prefix(top: Path, rootdir: Path) -> str:
+    """The rootdir relative to the working tree's top ('' when they are the same)."""
+    try:
+        rel = Path(os.path.realpath(rootdir)).relative_to(os.path.realpath(top)).as_posix()
+    except ValueError:
+        return ""
+    return "" if rel == "." else rel
+
+
 class Loop:
     """One gap-closure run for a session (see the module docstring)."""
 
@@ -237,8 +284,11 @@ class Loop:
         ledger: Ledger,
         runner: AgentRunner,
         first: Report,
+        start: Observation,
         state: LoopState | None = None,
     ) -> None:
+        from pytest_orchestrator.auditors.tests import Observation
+
         self.config = config
         self.settings = settings
         self.ledger = ledger
@@ -260,8 +310,20 @@ class Loop:
         self.state.current_score = first.score.overall
         self.state.stop_reason = None  # a resumed session goes on
         self.state.args = list(config.invocation_params.args)  # re-test what is asked now
+        self.state.changed_paths = []  # measured against this run's start
+        if self.state.start is None:
+            self.state.start = json.loads(start.to_json())
+        #: The oracle: the first run's tests (a resumed session keeps its first run's).
+        self.start = Observation.from_data(self.state.start)
+        #: The plugin modules of this run's start: measured as they were then.
+        self.plugins = list(start.plugins)
         if self.state.strategy_changed:
             self.batch = max(1, self.batch // 2)
+        #: The tree when this run's loop started (its first iteration's snapshot): every
+        #: re-audit measures with its rules, and "added by the agent" is judged against it.
+        self.origin: Snapshot | None = None
+        #: Private directories of the re-audits (caches out of the agent's reach).
+        self._private: Path | None = None
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -290,7 +352,17 @@ class Loop:
             self._save()
         finally:
             _restore_handlers(previous)
+            if self.origin is not None and not self.origin.kept:
+                self.origin.discard()
+            if self._private is not None:
+                shutil.rmtree(self._private, ignore_errors=True)
         return self.report
+
+    def _say(self, line: str) -> None:
+        """One line on pytest's terminal (not under ``-q -q``)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.get_verbosity() >= -1:
+            reporter.write_line(f"gap closure: {line}")
 
     def _stop_reason(self) -> str | None:
         state = self.state
@@ -375,8 +447,7 @@ class Loop:
 
     def _iterate(self, number: int) -> None:
         from pytest_orchestrator.agents.base import AgentRequest
-        from pytest_orchestrator.loop.guard import inspect, uncommitted_work
-        from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError
+        from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError, is_cache
 
         started = time.monotonic()
         findings = self._pick()
@@ -390,10 +461,12 @@ class Loop:
         )
         self.state.iterations.append(iteration)
         spent_before = self.ledger.spent_usd
-        snapshot = Snapshot.take(self.rootdir)
+        self._save()  # the iteration in flight is on record before the agent runs
+        snapshot = Snapshot.take(self.rootdir, exclude=[self.directory])
+        if self.origin is None:
+            self.origin = snapshot  # kept for the whole run: the rules to measure with
         settled = False
         try:
-            self._save()  # the iteration in flight is on record before the agent runs
             self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
             prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
             result = self.runner.call(
@@ -408,7 +481,10 @@ class Loop:
             )
             iteration.cost_usd = round(self.ledger.spent_usd - spent_before, 6)
             changes = snapshot.diff()
-            iteration.files = [c.path for c in changes.changes]
+            snapshot.drop_caches(changes)  # compiled code the agent wrote is never used
+            iteration.files = [
+                c.path for c in changes.changes if not (c.ignored and is_cache(c.path))
+            ]
             iteration.lines_added = changes.lines_added
             iteration.lines_removed = changes.lines_removed
             if result.error is not None:
@@ -416,41 +492,29 @@ class Loop:
                 if result.error.kind in ("budget", "auth", "missing_executable"):
                     self.state.stop_reason = f"agent unavailable: {result.error.message}"
                 return
-            if changes.empty:
+            if _nothing_changed(changes):
                 self._roll_back(snapshot, iteration, "the agent changed nothing")
                 return
-            checks = inspect(changes, self._guard_settings())
-            touched = uncommitted_work(changes, self.state.dirty_files, self.state.backup_ref)
-            if touched is not None:
-                checks.append(touched)
+            since_start = {*self.state.changed_paths, *(c.path for c in changes.changes)}
+            checks = self._inspect(changes, since_start)
             if not self._approved(number, checks, iteration):
-                self._roll_back(snapshot, iteration, "refused by the guard")
+                asked = [c for c in checks if c.needs_confirmation(self._guard_settings())]
+                self._refuse(snapshot, iteration, "refused by the guard", asked[0])
                 return
-            self._progress(number, f"re-testing {len(changes.changes)} changed files")
-            child = self._reaudit()
-            if child is None:
+            self._progress(number, f"re-testing {len(changes.tracked)} changed files")
+            child, observed, changed_tree = self._measure(snapshot, changes, since_start)
+            if child is None or observed is None:
                 self._roll_back(snapshot, iteration, "the re-audit did not produce a report")
                 return
             iteration.score_after = child.score.overall
-            new_p0 = {f.fingerprint for f in child.findings() if f.severity is Severity.P0} - {
-                f.fingerprint for f in self.report.findings() if f.severity is Severity.P0
-            }
-            if new_p0:
-                self._roll_back(snapshot, iteration, f"{len(new_p0)} new P0 finding(s)")
-            elif child.score.overall <= self.report.score.overall:
-                self._roll_back(
-                    snapshot,
-                    iteration,
-                    f"the score did not rise ({child.score.overall:.2f} <= "
-                    f"{self.report.score.overall:.2f})",
-                )
-            else:
-                iteration.accepted = True
-                iteration.reason = (
-                    f"score rose {self.report.score.overall:.2f} -> {child.score.overall:.2f}"
-                )
-                self.report = child
-                self.state.current_score = child.score.overall
+            after = self._outcome_checks(observed, changed_tree)
+            iteration.integrity += [_record(c) for c in after]
+            if after:
+                self._refuse(snapshot, iteration, "refused", after[0])
+                return
+            self._judge(snapshot, iteration, child, checks)
+            if iteration.accepted:
+                self.state.changed_paths = sorted(since_start)
                 if self.settings.commit:
                     iteration.commit = self._commit(number, iteration)
             settled = True
@@ -459,12 +523,157 @@ class Loop:
                 _uninterrupted(snapshot.restore)
                 iteration.reason = iteration.reason or "interrupted: rolled back"
                 settled = True
+            else:
+                self._keep(snapshot)
             raise
         finally:
             iteration.duration = round(time.monotonic() - started, 3)
             self.state.calls = list(self.ledger.calls)
-            if settled:
+            if settled and snapshot is not self.origin:
                 snapshot.discard()  # else kept: the only copy of what to restore
+
+    def _inspect(self, changes: ChangeSet, since_start: set[str]) -> list[GuardCheck]:
+        """The guard's checks of the change, then the integrity checks (``loop.integrity``)
+        on everything changed since the run's start."""
+        from pytest_orchestrator.loop import integrity
+        from pytest_orchestrator.loop.guard import inspect, uncommitted_work
+
+        assert self.origin is not None
+        root = self.origin.root
+        checks = inspect(changes, self._guard_settings())
+        touched = uncommitted_work(changes, self.state.dirty_files, self.state.backup_ref)
+        if touched is not None:
+            checks.append(touched)
+        start = self._start_in_tree()
+        checks += integrity.inspect_tests(root, self.origin, since_start, start)
+        checks += integrity.inspect_code(root, self.origin, since_start, start.plugins)
+        checks += integrity.inspect_hidden(changes)
+        return checks
+
+    def _start_in_tree(self) -> Observation:
+        """The oracle with its paths relative to the working tree's top (the snapshot's),
+        not to the rootdir (they differ when the rootdir is a subdirectory)."""
+        from pytest_orchestrator.auditors.tests import Observation
+
+        assert self.origin is not None
+        prefix = _prefix(self.origin.root, self.rootdir)
+        if not prefix:
+            return Observation(
+                self.start.outcomes, self.start.locations, self.plugins, self.start.not_run
+            )
+        return Observation(
+            self.start.outcomes,
+            {
+                k: [posixpath.join(prefix, str(v[0])) if v and v[0] else "", *v[1:]]
+                for k, v in self.start.locations.items()
+            },
+            [posixpath.join(prefix, p) for p in self.plugins],
+            self.start.not_run,
+        )
+
+    def _measure(
+        self, snapshot: Snapshot, changes: ChangeSet, since_start: set[str]
+    ) -> tuple[Report | None, Observation | None, list[str]]:
+        """Re-audit the measured view of the tree (``loop.integrity.MeasuredView``): the
+        child's report and observation, and what the re-audit itself changed in the tree
+        or in git's own files (it must change nothing)."""
+        from pytest_orchestrator.loop.integrity import MeasuredView
+        from pytest_orchestrator.loop.snapshot import RULE_NAMES
+
+        assert self.origin is not None
+        root = self.origin.root
+        now_rules = {
+            *snapshot.rule_files(),
+            *(c.path for c in changes.changes if posixpath.basename(c.path) in RULE_NAMES),
+        }
+        plugins = self._start_in_tree().plugins
+        view = MeasuredView.plan(root, self.origin, now_rules, since_start, plugins)
+        before = snapshot.state_of_tree()
+        with view:
+            child, observed = self._reaudit()
+        after = snapshot.state_of_tree()
+        changed = sorted(
+            path for path in before.keys() | after.keys() if before.get(path) != after.get(path)
+        )
+        return child, observed, changed
+
+    def _outcome_checks(self, observed: Observation, changed_tree: list[str]) -> list[GuardCheck]:
+        from pytest_orchestrator.loop import integrity
+        from pytest_orchestrator.loop.guard import SHOWN, GuardCheck
+
+        checks = integrity.outcome_checks(self.start, observed)
+        if changed_tree:
+            shown = ", ".join(changed_tree[:SHOWN])
+            more = f" and {len(changed_tree) - SHOWN} more" if len(changed_tree) > SHOWN else ""
+            checks.append(
+                GuardCheck(
+                    "retest-changed-tree",
+                    "high",
+                    f"running the tests changed the tree or git's own files: {shown}{more}",
+                    always=True,
+                )
+            )
+        return checks
+
+    def _judge(
+        self, snapshot: Snapshot, iteration: Iteration, child: Report, checks: list[GuardCheck]
+    ) -> None:
+        """Accept the re-audited change, or roll it back: a finding of the iteration's start
+        resolved by an unflagged change, no new P0 or P1 finding, and a higher score."""
+        from pytest_orchestrator.loop import integrity
+
+        def grave(report: Report) -> Counter[str]:
+            return Counter(
+                f.fingerprint for f in report.findings() if f.severity in (Severity.P0, Severity.P1)
+            )
+
+        new = grave(child) - grave(self.report)
+        tainted = integrity.tainted_fingerprints(checks, self.start)
+        resolved = integrity.resolved(self.report, child, tainted)
+        iteration.resolved = [f.fingerprint for f in resolved]
+        if new:
+            by_severity = Counter(
+                f.severity.value for f in child.findings() if f.fingerprint in new
+            )
+            worst = ", ".join(f"{n} new {sev}" for sev, n in sorted(by_severity.items()))
+            self._roll_back(snapshot, iteration, f"{worst} finding(s)")
+        elif not resolved:
+            taint = next((c for c in checks if c.tainted and c.name in integrity.TAINTING), None)
+            why = f" by a change no check flagged ({taint.message})" if taint else ""
+            self._roll_back(
+                snapshot, iteration, f"no finding of the iteration's start was resolved{why}"
+            )
+            self._say(f"iteration {iteration.number} rolled back: {iteration.reason}")
+        elif child.score.overall <= self.report.score.overall:
+            self._roll_back(
+                snapshot,
+                iteration,
+                f"the score did not rise ({child.score.overall:.2f} <= "
+                f"{self.report.score.overall:.2f})",
+            )
+        else:
+            iteration.accepted = True
+            iteration.reason = (
+                f"score rose {self.report.score.overall:.2f} -> {child.score.overall:.2f}; "
+                f"{len(resolved)} finding{'s' if len(resolved) != 1 else ''} resolved"
+            )
+            self.report = child
+            self.state.current_score = child.score.overall
+
+    def _refuse(
+        self, snapshot: Snapshot, iteration: Iteration, how: str, check: GuardCheck
+    ) -> None:
+        """Roll back for ``check`` and say why in one line."""
+        self._roll_back(snapshot, iteration, f"{how}: {check.message}")
+        self._say(f"iteration {iteration.number} {how}: {redact_text(check.message)}")
+
+    def _keep(self, snapshot: Snapshot) -> None:
+        """A rollback failed: leave the snapshot on disk and say how to restore it."""
+        path = snapshot.keep()
+        self._say(
+            f"the rollback could not complete; the snapshot is kept in {path}; restore it "
+            f"with: pytest-orchestrator restore {shlex.quote(str(path))}"
+        )
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -519,17 +728,20 @@ class Loop:
             kwargs["core_globs"] = tuple(self.settings.guard_core_files)
         return GuardSettings(**kwargs)
 
-    def _approved(self, number: int, checks: list[Any], iteration: Iteration) -> bool:
+    def _approved(self, number: int, checks: list[GuardCheck], iteration: Iteration) -> bool:
+        """Whether the checks that need confirmation are confirmed; records every check (the
+        guard's in ``iteration.guard``, the integrity checks in ``iteration.integrity``)."""
+        from pytest_orchestrator.loop.integrity import CHECKS
+
         settings = self._guard_settings()
         asking = [c for c in checks if c.needs_confirmation(settings)]
-        iteration.guard = [
-            GuardFinding(name=c.name, risk=c.risk, message=c.message) for c in checks
-        ]
+        iteration.guard = [_record(c) for c in checks if c.name not in CHECKS]
+        iteration.integrity = [_record(c) for c in checks if c.name in CHECKS]
         if not asking:
             return True
         question = f"keep iteration {number}? " + "; ".join(c.message for c in asking)
         answer = self._confirm(number, question, [c.name for c in asking])
-        for entry in iteration.guard:
+        for entry in [*iteration.guard, *iteration.integrity]:
             if entry.name in {c.name for c in asking}:
                 entry.confirmed = answer
         return answer
@@ -565,19 +777,43 @@ class Loop:
                 capture.resume_global_capture()
         return reply.strip().lower() in ("y", "yes"), "terminal"
 
-    def _reaudit(self) -> Report | None:
-        """Run the tests and the audits again in a child pytest; its JSON report, or None."""
+    def _private_dirs(self) -> Path:
+        """This run's private directory for the re-audits: a pytest cache (seeded with the
+        session's static audit cache), and compiled Python (``PYTHONPYCACHEPREFIX``), out
+        of the tree and so out of the agent's reach. Made once per run."""
+        if self._private is None:
+            from pytest_orchestrator.auditors.cache import CACHE_DIR, session_cache_dir
+
+            private = Path(tempfile.mkdtemp(prefix="pytest-orchestrator-loop-"))
+            os.chmod(private, 0o700)
+            (private / "pycache").mkdir()
+            audit = private / "pytest-cache" / "d" / CACHE_DIR
+            with contextlib.suppress(OSError):
+                shutil.copytree(session_cache_dir(self.config, self.rootdir), audit)
+            audit.mkdir(parents=True, exist_ok=True)
+            self._private = private
+        return self._private
+
+    def _reaudit(self) -> tuple[Report | None, Observation | None]:
+        """Run the tests and the audits again in a child pytest, with the session's start
+        as the tests' oracle; its JSON report and observation, or Nones."""
+        from pytest_orchestrator.auditors.cache import CACHE_DIR, ENV_DIR
+        from pytest_orchestrator.auditors.tests import Observation
+
+        private = self._private_dirs()
         with tempfile.TemporaryDirectory(prefix="pytest-orchestrator-reaudit-") as scratch:
             path = Path(scratch) / "report.json"
+            oracle = Path(scratch) / "oracle.json"
+            oracle.write_text(self.start.to_json(), encoding="utf-8")
             env = dict(os.environ)
             env[CHILD_ENV] = str(path)
-            argv = [
-                sys.executable,
-                "-m",
-                "pytest",
-                *child_args(self.state.args),
-                "--continue-on-collection-errors",
-            ]
+            env[ORACLE_ENV] = str(oracle)
+            env[ENV_DIR] = str(private / "pytest-cache" / "d" / CACHE_DIR)
+            env["PYTHONPYCACHEPREFIX"] = str(private / "pycache")
+            extra = ["--continue-on-collection-errors"]
+            if self.config.pluginmanager.has_plugin("cacheprovider"):
+                extra += ["-o", f"cache_dir={private / 'pytest-cache'}"]
+            argv = [sys.executable, "-m", "pytest", *child_args(self.state.args), *extra]
             child = subprocess.Popen(
                 argv,
                 cwd=self.config.invocation_params.dir,
@@ -595,38 +831,48 @@ class Loop:
                 child.wait()
                 if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
                     raise
-                return None
-            if not path.is_file():
-                return None
+                return None, None
+            with contextlib.suppress(OSError):  # what the tests left running
+                os.killpg(child.pid, signal.SIGKILL)
             try:
-                return Report.model_validate(json.loads(path.read_text(encoding="utf-8")))
-            except ValueError:
-                return None
+                report = Report.model_validate(json.loads(path.read_text(encoding="utf-8")))
+                observed = Observation.from_data(
+                    json.loads(path.with_name("observed.json").read_text(encoding="utf-8"))
+                )
+            except (OSError, ValueError):
+                return None, None
+            return report, observed
 
-    def _roll_back(self, snapshot: Any, iteration: Iteration, reason: str) -> None:
+    def _roll_back(self, snapshot: Snapshot, iteration: Iteration, reason: str) -> None:
         _uninterrupted(snapshot.restore)
         iteration.accepted = False
+        if snapshot.unrestored:
+            reason += (
+                f"; {len(snapshot.unrestored)} ignored file(s) the agent changed could not be "
+                f"put back (never copied): {', '.join(snapshot.unrestored[:5])}"
+            )
         iteration.reason = redact_text(reason)
 
     def _commit(self, number: int, iteration: Iteration) -> str | None:
-        """Commit the accepted iteration's files; the commit id, or None when git refused."""
+        """Commit the accepted iteration's files; the commit id, or None when git refused.
+
+        No hook runs (``--no-verify``, and :func:`~pytest_orchestrator.loop.snapshot.run_git`
+        points ``core.hooksPath`` at no directory: post-commit hooks too).
+        """
         files = iteration.files
         if not files:
             return None
-        from pytest_orchestrator.loop.snapshot import git_root
+        from pytest_orchestrator.loop.snapshot import SnapshotError, git_root, run_git
 
-        git = ["git", "-C", str(git_root(self.rootdir))]  # the change's paths are from there
-        subprocess.run([*git, "add", "--all", "--", *files], capture_output=True, check=False)
-        message = f"pytest-orchestrator: iteration {number}, {iteration.reason}"
-        done = subprocess.run(
-            [*git, "commit", "--no-verify", "-m", message, "--", *files],
-            capture_output=True,
-            check=False,
-        )
-        if done.returncode != 0:
+        try:
+            top = git_root(self.rootdir)  # the change's paths are from there
+            run_git(top, "add", "--all", "--", *files)
+            message = f"pytest-orchestrator: iteration {number}, {iteration.reason}"
+            run_git(top, "commit", "--no-verify", "--no-gpg-sign", "-m", message, "--", *files)
+            head = run_git(top, "rev-parse", "HEAD").stdout.decode().strip()
+        except SnapshotError:
             return None
-        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-        return head.stdout.strip() or None
+        return head or None
 
     def _save(self) -> None:
         self.state.calls = list(self.ledger.calls)

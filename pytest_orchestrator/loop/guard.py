@@ -124,12 +124,15 @@ class GuardCheck:
     :ivar risk: its risk.
     :ivar message: one line, with counts and up to :data:`SHOWN` paths.
     :ivar always: needs confirmation whatever :attr:`GuardSettings.confirm_at` says.
+    :ivar tainted: for the integrity checks (``loop.integrity``), the test node ids whose
+        findings cannot count as resolved by this change.
     """
 
     name: str
     risk: Risk
     message: str
     always: bool = False
+    tainted: tuple[str, ...] = ()
 
     def needs_confirmation(self, settings: GuardSettings = DEFAULT_SETTINGS) -> bool:
         """Whether a human must confirm before the change is kept."""

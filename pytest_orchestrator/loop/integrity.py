@@ -1,0 +1,672 @@
+"""What an agent cannot do: gap closure judges an agent's change by rules it cannot change.
+
+An agent pushed toward a number may game it: skip the failing test, rewrite its expected
+value, delete it, add ``# noqa``, ``# nosec`` or ``# pragma: no cover``, or a conftest.py
+that deselects what fails. Four rules make that impossible or useless:
+
+1. **Frozen rules.** Each re-audit measures the agent's tree with the *session's* rules:
+   every file named in :data:`~pytest_orchestrator.loop.snapshot.RULE_NAMES` (pytest's,
+   coverage's, ruff's, bandit's and mypy's configuration, every ``conftest.py``, every
+   ``.gitignore``) and every other module of the tree that pytest loaded as a plugin is put
+   back as it was when the loop started, for the time of the re-audit (:class:`MeasuredView`);
+   ones the agent added are set aside. The agent may still change them (a guard check).
+2. **A suppression is not a fix.** Comment suppressions the agent added (``noqa``, ``nosec``,
+   ``type: ignore``, ``pragma: no cover``/``no branch``) are deleted from the measured tree,
+   so its findings count as if they had never been written; a test that ran at the
+   session's start and is now skipped, xfailed, deselected or gone counts as failed (the
+   ``tests`` auditor's oracle); skip and xfail markers or calls the agent added, and
+   collection hooks (``pytest_plugins``, ``def pytest_...``), are guard checks.
+3. **The tests are the oracle.** Every test that ran at the start still runs; a failing
+   test the agent edited, an existing test with fewer or changed assertions (an expected
+   value), changed decorators (a parametrization) or a deleted test are guard checks of
+   high risk (:func:`inspect_tests`), and a finding of such a test cannot count as resolved.
+4. **Progress means a finding resolved** (:func:`resolved`): at least one finding of the
+   iteration's start is gone (or, for coverage, has fewer uncovered lines), by a change no
+   check flagged.
+
+=======================  ======  ==========================================================
+check                    risk    fired by
+=======================  ======  ==========================================================
+``failing-test-edited``  high    a test that failed (or errored) at the session's start, or
+                                 its module outside the tests (fixtures, helpers,
+                                 constants), was changed
+``test-weakened``        high    an assertion of an existing test removed or changed (an
+                                 expected value, a name it compares), or its decorators
+                                 (parametrization) changed
+``test-removed``         high    a test that existed at the session's start was deleted
+``test-skipped``         high    a skip or xfail marker or call added (``mark.skip``,
+                                 ``pytest.skip()``, ``pytestmark``, ``skipTest`` ...)
+``collection-hook``      high    ``pytest_plugins`` or a ``def pytest_...`` hook added to a
+                                 module that is not a conftest.py
+``hidden-files``         high    files created or changed under ignored paths, or a new
+                                 nested repository (caches excepted)
+``suppression-added``    medium  a noqa, nosec, type: ignore or pragma comment added
+                                 (measured as absent)
+``rules-changed``        medium  a rule file changed, added or deleted (measured with the
+                                 session's version)
+=======================  ======  ==========================================================
+
+After the re-audit (:func:`outcome_checks`, refusing the iteration, no question asked):
+``test-not-run`` (a test that ran at the start did not run), ``new-plugin`` (a module of the
+tree pytest had not loaded as a plugin at the start was loaded) and ``retest-changed-tree``
+(the tests of the re-audit changed files of the tree or git's own files).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import posixpath
+import re
+import secrets
+import stat
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+from pytest_orchestrator import suppressions
+from pytest_orchestrator.loop.guard import SHOWN, GuardCheck
+from pytest_orchestrator.loop.snapshot import RULE_NAMES, is_cache
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.auditors.tests import Observation
+    from pytest_orchestrator.loop.snapshot import ChangeSet
+    from pytest_orchestrator.models import Finding, Report
+
+#: Outcomes of a test that ran.
+RAN = frozenset({"passed", "failed", "error", "xpassed"})
+#: The names of the integrity checks (the guard's own are in ``loop.guard``).
+CHECKS = frozenset(
+    {
+        "failing-test-edited",
+        "test-weakened",
+        "test-removed",
+        "test-skipped",
+        "collection-hook",
+        "hidden-files",
+        "suppression-added",
+        "rules-changed",
+        "test-not-run",
+        "new-plugin",
+        "retest-changed-tree",
+    }
+)
+#: Checks that make a finding of the tests they name unable to count as resolved.
+TAINTING = frozenset({"failing-test-edited", "test-weakened", "test-removed"})
+_HOOK = re.compile(r"^\s*(?:pytest_plugins\s*[:=]|(?:async\s+)?def\s+pytest_\w+\s*\()", re.M)
+#: Calls whose removal or change weakens a test (beside ``assert`` statements).
+_ASSERTING_CALLS = frozenset({"raises", "warns", "deprecated_call", "fail", "approx"})
+
+
+class Origin(Protocol):
+    """The tree at the session's start (a :class:`~pytest_orchestrator.loop.snapshot.Snapshot`)."""
+
+    def read(self, rel: str) -> bytes | None: ...
+
+    def rule_files(self) -> list[str]: ...
+
+
+def is_rule_file(rel: str, plugins: Iterable[str] = ()) -> bool:
+    """Whether ``rel`` decides how the project is measured: its name is one of
+    :data:`RULE_NAMES`, or it is one of ``plugins`` (modules pytest loaded as plugins)."""
+    return posixpath.basename(rel) in RULE_NAMES or rel in set(plugins)
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _read(root: Path, rel: str) -> bytes | None:
+    """The content of ``root/rel`` now; None when missing, a link, or behind a link."""
+    path = root / rel
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or os.path.realpath(path.parent) != os.path.realpath(
+        root / posixpath.dirname(rel)
+    ):
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_path(nodeid: str, locations: dict[str, list[object]]) -> tuple[str, list[str]] | None:
+    """``(file, [class..., function])`` of a test node id such as
+    ``tests/test_a.py::TestX::test_y[1-2]``; None for an id that names no function (a
+    doctest, a remote target without a location)."""
+    location = locations.get(nodeid)
+    path = str(location[0]) if location and location[0] else nodeid.split("::", 1)[0]
+    parts = nodeid.split("::")[1:]
+    if not parts or not path.endswith(".py"):
+        return None
+    parts[-1] = parts[-1].split("[", 1)[0]
+    if not all(part.isidentifier() for part in parts):
+        return None
+    return path, parts
+
+
+def _find(tree: ast.Module, parts: list[str]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    body: list[ast.stmt] = tree.body
+    for depth, name in enumerate(parts):
+        last = depth == len(parts) - 1
+        found: ast.stmt | None = None
+        for node in body:
+            if last and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if node.name == name:
+                    found = node
+            elif not last and isinstance(node, ast.ClassDef) and node.name == name:
+                found = node
+        if found is None:
+            return None
+        if last:
+            assert isinstance(found, (ast.FunctionDef, ast.AsyncFunctionDef))
+            return found
+        assert isinstance(found, ast.ClassDef)
+        body = found.body
+    return None
+
+
+def _callee(node: ast.Call) -> str:
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def _assertions(function: ast.AST) -> Counter[str]:
+    """What a test asserts: its ``assert`` statements, its ``assert*``/``pytest.raises``-
+    like calls, and the assignments of the names they use (an expected value kept in a
+    variable), each as an ``ast.dump`` (positions left out)."""
+    material: list[str] = []
+    names: set[str] = set()
+    for node in ast.walk(function):
+        asserting = isinstance(node, ast.Assert) or (
+            isinstance(node, ast.Call)
+            and (_callee(node).startswith("assert") or _callee(node) in _ASSERTING_CALLS)
+        )
+        if asserting:
+            material.append(ast.dump(node))
+            names |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    for node in ast.walk(function):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        bound = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        if bound & names:
+            material.append(ast.dump(node))
+    return Counter(material)
+
+
+def _context(tree: ast.Module, parts: list[str], tests: set[str]) -> Counter[str]:
+    """The statements around a test: those of its module and of its classes other than the
+    session's tests and test classes (``tests``): fixtures, helpers, constants, imports,
+    the classes' bases and decorators, each as an ``ast.dump``."""
+    material: Counter[str] = Counter()
+    body: list[ast.stmt] = tree.body
+    for depth in range(len(parts)):
+        name = parts[depth] if depth < len(parts) - 1 else None
+        inner: list[ast.stmt] | None = None
+        for node in body:
+            if isinstance(node, ast.ClassDef) and node.name == name:
+                inner = node.body
+                material.update(ast.dump(d) for d in [*node.decorator_list, *node.bases])
+            elif not (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node.name in tests
+            ):
+                material[ast.dump(node)] += 1
+        if inner is None:
+            break
+        body = inner
+    return material
+
+
+def _context_changed(old: ast.Module, new: ast.Module, parts: list[str], tests: set[str]) -> bool:
+    """Whether a statement around the test was removed or changed, or a fixture added
+    (one that could stand in for a conftest.py's)."""
+    before, after = _context(old, parts, tests), _context(new, parts, tests)
+    if before - after:
+        return True
+    return any(
+        dump.startswith(("FunctionDef(", "AsyncFunctionDef(")) and "fixture" in dump
+        for dump in after - before
+    )
+
+
+def _parse(text: str | None) -> ast.Module | None:
+    if text is None:
+        return None
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _segment(text: str, node: ast.AST) -> str:
+    return _short(ast.get_source_segment(text, node) or ast.unparse(node))
+
+
+def inspect_tests(
+    root: Path, origin: Origin, paths: Iterable[str], start: Observation
+) -> list[GuardCheck]:
+    """The oracle checks on the test files among ``paths`` (those changed since the
+    session's start): ``failing-test-edited``, ``test-weakened``, ``test-removed``.
+
+    A test is one of ``start``'s node ids; only those whose file and function can be
+    found at the start are judged here (the re-audit's outcomes judge the others).
+    """
+    by_file: dict[str, list[tuple[str, list[str]]]] = {}
+    for nodeid in start.outcomes:
+        found = test_path(nodeid, start.locations)
+        if found is not None:
+            by_file.setdefault(found[0], []).append((nodeid, found[1]))
+    edited: list[tuple[str, str]] = []
+    weakened: list[tuple[str, str]] = []
+    removed: list[str] = []
+    for rel in sorted(set(paths) & by_file.keys()):
+        old_text = _text(origin.read(rel))
+        old = _parse(old_text)
+        if old is None or old_text is None:
+            continue
+        new_text = _text(_read(root, rel))
+        new = _parse(new_text)
+        if new_text is None:
+            removed += [nodeid for nodeid, _ in by_file[rel]]
+            continue
+        if new is None:
+            continue  # a syntax error: the re-audit's collection error says it
+        tests = {part for _, parts in by_file[rel] for part in parts}
+        for nodeid, parts in by_file[rel]:
+            before, after = _find(old, parts), _find(new, parts)
+            if before is None:
+                continue
+            if after is None:
+                removed.append(nodeid)
+                continue
+            failing = start.outcomes.get(nodeid) in ("failed", "error")
+            if failing and ast.dump(before) != ast.dump(after):
+                edited.append((nodeid, "was edited"))
+                continue
+            lost = _assertions(before) - _assertions(after)
+            decorators = Counter(ast.dump(d) for d in before.decorator_list) - Counter(
+                ast.dump(d) for d in after.decorator_list
+            )
+            if lost:
+                gone = next(
+                    node
+                    for node in ast.walk(before)
+                    if isinstance(node, (ast.Assert, ast.Call, ast.Assign, ast.AnnAssign))
+                    and ast.dump(node) in lost
+                )
+                weakened.append(
+                    (nodeid, f"lost or changed what it asserts ({_segment(old_text, gone)})")
+                )
+            elif decorators:
+                weakened.append((nodeid, "had its decorators (parametrization) changed"))
+            if failing and _context_changed(old, new, parts, tests):
+                edited.append(
+                    (nodeid, "had its module changed around it (fixtures, helpers, constants)")
+                )
+    checks: list[GuardCheck] = []
+    if edited:
+        first = f"{edited[0][0]} failed before and {edited[0][1]}"
+        more = f" (and {len(edited) - 1} more)" if len(edited) > 1 else ""
+        checks.append(
+            GuardCheck(
+                "failing-test-edited",
+                "high",
+                first + more,
+                always=True,
+                tainted=tuple(n for n, _ in edited),
+            )
+        )
+    if weakened:
+        first = f"{weakened[0][0]} {weakened[0][1]}"
+        more = f" (and {len(weakened) - 1} more)" if len(weakened) > 1 else ""
+        checks.append(
+            GuardCheck(
+                "test-weakened",
+                "high",
+                "an existing test was weakened: " + first + more,
+                always=True,
+                tainted=tuple(n for n, _ in weakened),
+            )
+        )
+    if removed:
+        checks.append(
+            GuardCheck(
+                "test-removed",
+                "high",
+                f"{len(removed)} test{'s' if len(removed) != 1 else ''} of the session's start "
+                f"deleted: {_listed(removed)}",
+                always=True,
+                tainted=tuple(removed),
+            )
+        )
+    return checks
+
+
+# --------------------------------------------------------------------------- the code
+
+
+def inspect_code(
+    root: Path, origin: Origin, paths: Iterable[str], plugins: Iterable[str] = ()
+) -> list[GuardCheck]:
+    """Checks on the Python files among ``paths`` (changed since the session's start) and
+    on the rule files: ``test-skipped``, ``collection-hook``, ``suppression-added`` and
+    ``rules-changed``."""
+    plugin_files = set(plugins)
+    skipped: list[str] = []
+    silenced: list[str] = []
+    hooks: list[str] = []
+    rules: list[str] = []
+    for rel in sorted(set(paths)):
+        if is_rule_file(rel, plugin_files):
+            if origin.read(rel) != _read(root, rel):
+                rules.append(rel)
+            continue  # measured with the session's version: what it says does not count
+        if not rel.endswith((".py", ".pyi")):
+            continue
+        old, new = _text(origin.read(rel)), _text(_read(root, rel))
+        if new is None or old == new:
+            continue
+        for item in suppressions.added(old, new):
+            where = f"{rel}:{item.line} {item.text}"
+            (skipped if item.kind in ("skip", "xfail") else silenced).append(where)
+        added = _added_text(old, new)
+        for match in _HOOK.finditer(added):
+            hooks.append(f"{rel}: {_short(match.group(0))}")
+    checks: list[GuardCheck] = []
+    if skipped:
+        checks.append(
+            GuardCheck(
+                "test-skipped",
+                "high",
+                f"a skip or xfail added: {_listed(skipped)} (a skipped test is not a fix)",
+                always=True,
+            )
+        )
+    if hooks:
+        checks.append(
+            GuardCheck(
+                "collection-hook",
+                "high",
+                f"pytest plugin code added outside conftest.py: {_listed(hooks)}",
+                always=True,
+            )
+        )
+    if silenced:
+        checks.append(
+            GuardCheck(
+                "suppression-added",
+                "medium",
+                f"a suppression added: {_listed(silenced)} (measured as if absent: a "
+                "suppression is not a fix)",
+            )
+        )
+    if rules:
+        checks.append(
+            GuardCheck(
+                "rules-changed",
+                "medium",
+                f"files that decide how the project is measured changed: {_listed(rules)} "
+                "(measured with the session's version)",
+            )
+        )
+    return checks
+
+
+def _added_text(old: str | None, new: str) -> str:
+    if old is None:
+        return new
+    a, b = old.split("\n"), new.split("\n")
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return "\n".join(
+        line for tag, _, _, j1, j2 in matcher.get_opcodes() if tag != "equal" for line in b[j1:j2]
+    )
+
+
+def inspect_hidden(changes: ChangeSet) -> list[GuardCheck]:
+    """``hidden-files``: what the agent made or changed under ignored paths and in nested
+    repositories, caches (:func:`~pytest_orchestrator.loop.snapshot.is_cache`) excepted."""
+    hidden = [c for c in changes.hidden if not is_cache(c.path)]
+    items = [f"{repo}/ (a new git repository)" for repo in changes.nested]
+    items += [
+        f"{c.path} ({c.kind})"
+        for c in hidden
+        if not any(c.path.startswith(repo + "/") for repo in changes.nested)
+    ]
+    if not items:
+        return []
+    return [
+        GuardCheck(
+            "hidden-files",
+            "high",
+            f"files changed where git does not look (ignored paths, nested repositories): "
+            f"{_listed(items)}",
+            always=True,
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class MeasuredView:
+    """The agent's tree as the re-audit measures it: rule files and plugin modules as at the
+    session's start, the agent's comment suppressions deleted. A context manager: entering
+    writes the measured versions into the tree, leaving puts the agent's versions back
+    byte for byte (files written atomically, links never followed).
+
+    :ivar swaps: path -> the content measured (None: the file is set aside).
+    :ivar reasons: path -> why (``the session's rules`` or ``suppressions removed``).
+    """
+
+    root: Path
+    swaps: dict[str, bytes | None] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    _saved: dict[str, tuple[bytes, int] | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def plan(
+        cls,
+        root: Path,
+        origin: Origin,
+        now_rules: Iterable[str],
+        changed: Iterable[str],
+        plugins: Iterable[str] = (),
+    ) -> MeasuredView:
+        """What to measure: every rule file of ``origin`` or of the tree now (``now_rules``)
+        and every start plugin module, as in ``origin``; every other Python file in
+        ``changed`` (changed since the session's start) without the comment suppressions
+        added since."""
+        view = cls(root)
+        plugin_files = set(plugins)
+        for rel in sorted({*origin.rule_files(), *now_rules, *plugin_files}):
+            if not is_rule_file(rel, plugin_files):
+                continue
+            before = origin.read(rel)
+            if before != _read(root, rel):
+                view.swaps[rel] = before
+                view.reasons[rel] = "the session's rules"
+        for rel in sorted(set(changed) - view.swaps.keys()):
+            if not rel.endswith((".py", ".pyi")) or is_rule_file(rel, plugin_files):
+                continue
+            current = _read(root, rel)
+            if current is None:
+                continue
+            new = _text(current)
+            assert new is not None
+            fresh = [
+                s
+                for s in suppressions.added(_text(origin.read(rel)), new)
+                if s.kind in suppressions.COMMENT_KINDS
+            ]
+            if fresh:
+                stripped = suppressions.strip(new, {s.line for s in fresh})
+                view.swaps[rel] = stripped.encode("utf-8", "surrogateescape")
+                view.reasons[rel] = "suppressions removed"
+        return view
+
+    def _write(self, rel: str, content: bytes | None, mode: int | None) -> None:
+        path = self.root / rel
+        if os.path.realpath(path.parent) != os.path.realpath(self.root / posixpath.dirname(rel)):
+            raise OSError(f"{rel}: a parent directory is a link")
+        if content is None:
+            if os.path.lexists(path):
+                os.unlink(path)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}.orchestrator-view")
+        try:
+            with open(temporary, "xb") as out:
+                out.write(content)
+            if mode is not None:
+                os.chmod(temporary, mode)
+            os.replace(temporary, path)
+        finally:
+            if os.path.lexists(temporary):
+                os.unlink(temporary)
+
+    def __enter__(self) -> MeasuredView:
+        try:
+            for rel, content in self.swaps.items():
+                path = self.root / rel
+                mode = None
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    self._saved[rel] = None
+                else:
+                    if not stat.S_ISREG(st.st_mode):
+                        raise OSError(f"{rel} is not a regular file")
+                    mode = stat.S_IMODE(st.st_mode)
+                    self._saved[rel] = (path.read_bytes(), mode)
+                self._write(rel, content, mode)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for rel, saved in self._saved.items():
+            if saved is None:
+                self._write(rel, None, None)
+            else:
+                self._write(rel, saved[0], saved[1])
+        self._saved.clear()
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def outcome_checks(start: Observation, now: Observation) -> list[GuardCheck]:
+    """Checks on the re-audit's own observation (each refuses the iteration):
+    ``test-not-run`` and ``new-plugin``."""
+    checks: list[GuardCheck] = []
+    if now.not_run:
+        items = [f"{nodeid} {why}" for nodeid, why in sorted(now.not_run.items())]
+        ran = [n for n in now.not_run if start.outcomes.get(n) in RAN]
+        checks.append(
+            GuardCheck(
+                "test-not-run",
+                "high",
+                f"{items[0]}, though it {'ran' if ran else 'was collected'} at the session's "
+                "start" + (f" (and {len(items) - 1} more)" if len(items) > 1 else ""),
+                always=True,
+                tainted=tuple(sorted(now.not_run)),
+            )
+        )
+    new = sorted(set(now.plugins) - set(start.plugins))
+    if new:
+        checks.append(
+            GuardCheck(
+                "new-plugin",
+                "high",
+                f"pytest loaded new plugin code from the tree: {_listed(new)}",
+                always=True,
+            )
+        )
+    return checks
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def tainted_fingerprints(checks: Iterable[GuardCheck], start: Observation) -> set[str]:
+    """Fingerprints of the ``tests`` findings (failed, errored) of the tests that
+    :data:`TAINTING` checks name: such a finding gone is no progress."""
+    from pytest_orchestrator.models import fingerprint
+
+    found: set[str] = set()
+    for check in checks:
+        if check.name not in TAINTING:
+            continue
+        for nodeid in check.tainted:
+            path = str((start.locations.get(nodeid) or [""])[0] or "") or None
+            for rule in ("test-failed", "test-error"):
+                found.add(fingerprint(rule, path, nodeid))
+    return found
+
+
+def resolved(before: Report, after: Report, tainted: Iterable[str] = ()) -> list[Finding]:
+    """The findings of ``before`` that ``after`` resolved: gone (their fingerprint counted
+    as a multiset), or, for a coverage finding, still there with fewer uncovered lines and
+    branches; findings whose fingerprint is ``tainted`` do not count."""
+    tainted = set(tainted)
+    remaining = Counter(f.fingerprint for f in after.findings())
+    missing_after = _coverage_missing(after)
+    missing_before = _coverage_missing(before)
+    out: list[Finding] = []
+    for finding in before.findings():
+        if finding.fingerprint in tainted:
+            continue
+        if remaining[finding.fingerprint] > 0:
+            remaining[finding.fingerprint] -= 1
+            path = finding.path or ""
+            if (
+                finding.dimension == "coverage"
+                and path in missing_before
+                and missing_after.get(path, 0) < missing_before[path]
+            ):
+                out.append(finding)
+            continue
+        out.append(finding)
+    return out
+
+
+def _coverage_missing(report: Report) -> dict[str, int]:
+    audit = report.audit("coverage")
+    if audit is None or audit.coverage is None:
+        return {}
+    return {f.path: f.missing + f.missing_branches for f in audit.coverage.files}

@@ -1,0 +1,314 @@
+"""Gap closure cannot be gamed: hostile ``command:`` agents try every known way to raise the
+score without fixing anything, on a real git repository with real pytest, coverage, ruff and
+bandit. None may be accepted, with ``--orchestrate-confirm=no`` (the tree is then
+byte-identical afterwards) or ``--orchestrate-confirm=yes``; honest agents still are.
+
+The project has one failing test (``mul`` adds), an unused import in a test (ruff F401), a
+``shell=True`` call (bandit B602) and a module no test runs (``pkg/export.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_orchestrator.models import Report
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX paths and git")
+
+CALC = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a + b\n"
+TESTS = (
+    "from pkg.calc import add, mul\n\n\n"
+    "def test_add():\n    assert add(2, 3) == 5\n\n\n"
+    "def test_mul():\n    assert mul(3, 3) == 9\n"
+)
+RUN = (
+    "import subprocess\n\n\ndef run(command):\n"
+    "    return subprocess.run(command, shell=True, check=False).returncode\n"
+)
+EXPORT = "def export(rows):\n    return ','.join(str(r) for r in rows)\n"
+PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\ntestpaths = ["tests"]\n'
+#: Caches and outputs that the runs themselves write: left out of the tree comparison.
+SKIPPED = {".pytest_cache", "__pycache__", ".ruff_cache", "out", "objects", "logs"}
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture
+def repo(pytester: pytest.Pytester) -> Path:
+    root = pytester.path
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/calc.py": CALC,
+        "pkg/run.py": RUN,
+        "pkg/export.py": EXPORT,
+        "tests/test_calc.py": TESTS,
+        "tests/test_run.py": "import os\n\nfrom pkg.run import run\n\n\ndef test_run():\n"
+        "    assert run('true') == 0\n",
+        "pyproject.toml": PYPROJECT,
+        ".gitignore": ".pytest_cache/\n__pycache__/\n.ruff_cache/\nout/\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    git(root, "init", "-q")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "start")
+    return root
+
+
+def everything(root: Path) -> dict[str, bytes]:
+    """Every file and link under ``root``, ignored ones and ``.git``'s included (but the
+    caches the runs write and git's objects and logs), with its content and mode."""
+    found: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED]
+        for name in [
+            *filenames,
+            *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))),
+        ]:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if rel == ".git/index":
+                continue  # its stat data changes when git refreshes it; entries: git_state
+            mode = path.lstat().st_mode
+            data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+            found[rel] = f"{mode:o}:".encode() + data
+        for name in dirnames:
+            found[Path(dirpath, name).relative_to(root).as_posix() + "/"] = b"dir"
+    found[":index"] = git(root, "ls-files", "--stage").encode()
+    return found
+
+
+def agent(root: Path, source: str) -> str:
+    """``command:PYTHON SCRIPT``: a hostile (or honest) agent as a Python script."""
+    script = root.parent / f"{root.name}-agent.py"
+    script.write_text(textwrap.dedent(source))
+    return f"--orchestrate-agent=command:{sys.executable} {script}"
+
+
+def gate(root: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Report]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--orchestrate",
+            "--target-score=100",
+            "--orchestrate-max-iterations=1",
+            "--orchestrate-report=terminal",
+            "--orchestrate-report=json:out/report.json",
+            *args,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    path = root / "out" / "report.json"
+    assert path.is_file(), done.stdout + done.stderr
+    return done, Report.model_validate(json.loads(path.read_text()))
+
+
+EDIT = """
+from pathlib import Path
+def edit(rel, old, new):
+    path = Path(rel)
+    text = path.read_text()
+    assert old in text, (rel, old)
+    path.write_text(text.replace(old, new, 1))
+"""
+
+#: name -> (the agent's script, an integrity check expected under --orchestrate-confirm=no)
+GAMING = {
+    "skip-marker": (
+        EDIT + "edit('tests/test_calc.py', 'def test_mul', "
+        "'import pytest\\n@pytest.mark.skip(reason=\"flaky\")\\ndef test_mul')",
+        "test-skipped",
+    ),
+    "skip-call": (
+        EDIT + "edit('tests/test_calc.py', '    assert mul(3, 3) == 9', "
+        "'    import pytest\\n    pytest.skip(\"later\")\\n    assert mul(3, 3) == 9')",
+        "test-skipped",
+    ),
+    "xfail-marker": (
+        EDIT + "edit('tests/test_calc.py', 'def test_mul', "
+        "'import pytest\\n@pytest.mark.xfail\\ndef test_mul')",
+        "test-skipped",
+    ),
+    "pytestmark": (
+        EDIT + "edit('tests/test_calc.py', 'from pkg', "
+        "'import pytest\\npytestmark = pytest.mark.skip\\nfrom pkg')",
+        "test-skipped",
+    ),
+    "importorskip": (
+        EDIT + "edit('tests/test_calc.py', 'from pkg', "
+        "'import pytest\\npytest.importorskip(\"no_such_module\")\\nfrom pkg')",
+        "test-skipped",
+    ),
+    "expected-value": (
+        EDIT + "edit('tests/test_calc.py', 'mul(3, 3) == 9', 'mul(3, 3) == 6')",
+        "failing-test-edited",
+    ),
+    "delete-test": (
+        EDIT + "edit('tests/test_calc.py', '\\n\\ndef test_mul():\\n    assert mul(3, 3) == 9\\n',"
+        " '\\n')",
+        "test-removed",
+    ),
+    "thirty-trivial-tests": (
+        "from pathlib import Path\nPath('tests/test_more.py').write_text(''.join("
+        "f'def test_{i}():\\n    assert 1 == 1\\n\\n\\n' for i in range(30)))",
+        None,
+    ),
+    "noqa": (
+        EDIT + "edit('tests/test_run.py', 'import os', 'import os  # noqa: F401')",
+        "suppression-added",
+    ),
+    "nosec": (
+        EDIT + "edit('pkg/run.py', 'check=False)', 'check=False)  # nosec')",
+        "suppression-added",
+    ),
+    "no-cover": (
+        EDIT
+        + "edit('pkg/export.py', 'def export(rows):', 'def export(rows):  # pragma: no cover')",
+        "suppression-added",
+    ),
+    "conftest-deselect": (
+        "from pathlib import Path\nPath('tests/conftest.py').write_text("
+        "'def pytest_collection_modifyitems(config, items):\\n'"
+        "'    items[:] = [i for i in items if \"test_mul\" not in i.nodeid]\\n')",
+        "rules-changed",
+    ),
+    "addopts-deselect": (
+        EDIT + "edit('pyproject.toml', 'testpaths', "
+        "'addopts = [\"--deselect=tests/test_calc.py::test_mul\"]\\ntestpaths')",
+        "rules-changed",
+    ),
+    "addopts-k": (
+        EDIT
+        + "edit('pyproject.toml', 'testpaths', 'addopts = \"-k not_mul and not mul\"\\ntestpaths')",
+        "rules-changed",
+    ),
+    "ruff-config": (
+        "from pathlib import Path\nPath('ruff.toml').write_text('[lint]\\nignore = [\"F401\"]\\n')",
+        "rules-changed",
+    ),
+    "coveragerc-omit": (
+        "from pathlib import Path\n"
+        "Path('.coveragerc').write_text('[run]\\nomit = pkg/export.py\\n')",
+        "rules-changed",
+    ),
+    "hidden-conftest": (
+        "from pathlib import Path\nhidden = Path('tests/hidden')\nhidden.mkdir()\n"
+        "(hidden / '.gitignore').write_text('*\\n')\n(hidden / 'conftest.py').write_text("
+        "'def pytest_collection_modifyitems(config, items):\\n'"
+        "'    items[:] = [i for i in items if \"test_mul\" not in i.nodeid]\\n')",
+        "hidden-files",
+    ),
+    "gitignore-hides-code": (
+        "from pathlib import Path\nPath('pkg/.gitignore').write_text('calc.py\\nrun.py\\n')",
+        "rules-changed",
+    ),
+    "plugin-in-a-test-module": (
+        EDIT
+        + "edit('tests/test_calc.py', 'from pkg', 'pytest_plugins = [\"pkg.sneaky\"]\\nfrom pkg')\n"
+        "Path('pkg/sneaky.py').write_text('def pytest_collection_modifyitems(config, items):\\n'"
+        "'    items[:] = [i for i in items if \"test_mul\" not in i.nodeid]\\n')",
+        "collection-hook",
+    ),
+}
+
+
+@pytest.mark.parametrize("confirm", ["no", "yes"])
+@pytest.mark.parametrize("case", sorted(GAMING))
+def test_a_gaming_agent_is_never_accepted(repo: Path, case: str, confirm: str) -> None:
+    source, check = GAMING[case]
+    before = everything(repo)
+    done, report = gate(repo, agent(repo, source), f"--orchestrate-confirm={confirm}")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted, (iteration, done.stdout)
+    assert iteration.files, iteration  # the agent did change something (hidden files too)
+    fired = {g.name for g in iteration.integrity}
+    if confirm == "no" and check is not None:
+        assert check in fired, iteration
+        assert "gap closure: iteration 1 refused by the guard: " in done.stdout
+    if check is None:
+        assert iteration.reason.startswith("no finding of the iteration's start was resolved")
+    assert report.score.overall == report.loop.initial_score
+    if confirm == "no":
+        assert everything(repo) == before
+    else:
+        after = everything(repo)
+        assert {k: v for k, v in after.items() if not k.startswith(".git/")} == {
+            k: v for k, v in before.items() if not k.startswith(".git/")
+        }
+
+
+def test_a_suppressed_finding_counts_as_if_the_suppression_were_absent(repo: Path) -> None:
+    """Under yes, the noqa is kept for the re-audit only as the agent wrote it: the
+    measurement removes it, so F401 is still found and nothing is resolved."""
+    source, _ = GAMING["noqa"]
+    _, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert iteration.score_after == report.loop.initial_score
+    [check] = [g for g in iteration.integrity if g.name == "suppression-added"]
+    assert check.confirmed is True and "tests/test_run.py:1 # noqa: F401" in check.message
+    assert iteration.reason.startswith("no finding of the iteration's start was resolved")
+    assert (repo / "tests" / "test_run.py").read_text().startswith("import os\n")
+
+
+def test_a_skipped_failing_test_counts_as_failed_and_refuses(repo: Path) -> None:
+    source, _ = GAMING["skip-marker"]
+    done, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert iteration.reason.startswith(
+        "refused: tests/test_calc.py::test_mul is skipped now, though it ran at the session's start"
+    ), iteration.reason
+    assert "gap closure: iteration 1 refused: tests/test_calc.py::test_mul" in done.stdout
+    assert [g.name for g in iteration.integrity if g.confirmed is None][-1] == "test-not-run"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        EDIT + "edit('pkg/calc.py', 'def mul(a, b):\\n    return a + b', "
+        "'def mul(a, b):\\n    return a * b')",
+        "from pathlib import Path\nPath('tests/test_export.py').write_text("
+        "'from pkg.export import export\\n\\n\\ndef test_export():\\n'"
+        "'    assert export([1, 2]) == \"1,2\"\\n')",
+        None,
+    ],
+    ids=["code-fix", "new-test-covers-code", "ruff-fix"],
+)
+def test_honest_agents_are_accepted(repo: Path, source: str | None) -> None:
+    if source is None:
+        argv = f"--orchestrate-agent=command:{sys.executable} -m ruff check --fix"
+    else:
+        argv = agent(repo, source)
+    done, report = gate(repo, argv, "--orchestrate-confirm=no")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.accepted, (iteration, done.stdout)
+    assert iteration.integrity == [] and iteration.resolved
+    assert report.score.overall > report.loop.initial_score

@@ -36,11 +36,18 @@ example project (``examples/demo``) is copied into a fresh git repository under
   back ("the agent changed nothing"); no child re-audit runs;
 * touch: ``--orchestrate-agent="command:touch notes.txt"``: the agent adds a harmless file,
   so the guard passes and a child pytest re-tests and re-audits; the score does not rise,
-  so the iteration is rolled back. Also run with the audit cache off (touch-nocache).
+  so the iteration is rolled back. Also run with the audit cache off (touch-nocache);
+* game: an agent that games the score every way the integrity checks look at in one
+  change (``# noqa`` on an import, an edited failing test, a skip marker, a new
+  ``conftest.py``, a new ``.coveragerc``), answered yes, so every check, the measured view
+  and the child re-audit run; the iteration is refused.
 
 Per-iteration overhead = (noop - base) / iterations, from the wall clock; the per-iteration
 ``duration`` of the JSON report is printed as a cross-check. The touch figures are the same
-per-iteration cost including the child's re-test + re-audit.
+per-iteration cost including the child's re-test + re-audit. The integrity checks' cost
+(goal < 0.1 s per iteration) is the ``integrity`` phase of the iterations' ``timings`` in
+the JSON report (the checks, the measured view's writes and the two hashes of the tree
+that show the re-test changed nothing), median over all the game runs' iterations.
 
 Usage: ``python bench/loop_overhead.py [--rounds N] [--iterations N] [--modules N]``. The
 exit status is always 0: this is a report, not a test.
@@ -89,6 +96,18 @@ class Thing{n}:
         self.value = value
 
 '''
+
+#: The game variant's agent (a script): every kind of gaming at once, in the demo project.
+GAME = (
+    "from pathlib import Path\n"
+    "cart = Path('shop/cart.py'); text = cart.read_text(); "
+    "cart.write_text(text.replace('\\n', '  # noqa\\n', 1))\n"
+    "test = Path('tests/test_cart.py'); text = test.read_text(); "
+    "test.write_text(text.replace('== 900', '== 810').replace("
+    "'def test_fixed_rule', '@pytest.mark.skip\\ndef test_fixed_rule'))\n"
+    "Path('tests/conftest.py').write_text('collect_ignore = []\\n')\n"
+    "Path('.coveragerc').write_text('[run]\\nomit = shop/export.py\\n')\n"
+)
 
 METHOD = '''    def method_{m}(self, other):
         """Add {m}."""
@@ -200,6 +219,8 @@ def measure_loop(rounds: int, iterations: int) -> tuple[dict[str, list[float]], 
     git(repo, "commit", "-q", "-m", "demo")
     print(f"(b) example project in a git repository: {repo}")
     py = sys.executable
+    game = logs / "game.py"  # out of the tree: the agent's own script
+    game.write_text(GAME)
     base = [py, "-m", "pytest", "--orchestrate", "--target-score=100", "-q"]
     loop = [*base, f"--orchestrate-max-iterations={iterations}"]
     variants: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -210,6 +231,14 @@ def measure_loop(rounds: int, iterations: int) -> tuple[dict[str, list[float]], 
             [*loop, "--orchestrate-agent=command:touch notes.txt"],
             {CACHE_SWITCH: "0"},
         ),
+        "game": (
+            [
+                *loop,
+                f"--orchestrate-agent=command:{py} {game}",
+                "--orchestrate-confirm=yes",
+            ],
+            {},
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     details: dict[str, object] = {}
@@ -217,9 +246,16 @@ def measure_loop(rounds: int, iterations: int) -> tuple[dict[str, list[float]], 
         report = logs / f"loop-{name}.json"
         run([*argv, f"--orchestrate-report=json:{report}"], repo, env)
         details[name] = json.loads(report.read_text()).get("loop")
-    for _ in range(rounds):
+    phases: dict[str, list[float]] = {}
+    for i in range(rounds):
         for name, (argv, env) in variants.items():
-            times[name].append(run(argv, repo, env)[0])
+            report = logs / f"loop-{name}-{i}.json"
+            times[name].append(run([*argv, f"--orchestrate-report=json:{report}"], repo, env)[0])
+            if name == "game":
+                for iteration in json.loads(report.read_text())["loop"]["iterations"]:
+                    for phase, seconds in iteration.get("timings", {}).items():
+                        phases.setdefault(phase, []).append(seconds)
+    details["game-phases"] = phases
     dirty = subprocess.run(
         ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -272,7 +308,7 @@ def main() -> None:
     lm = {name: median(values) for name, values in loop.items()}
     for name, value in lm.items():
         print(f"    {name:13} median {value:6.2f} s  ({', '.join(f'{v:.2f}' for v in loop[name])})")
-    for name in ("noop", "touch", "touch-nocache"):
+    for name in ("noop", "touch", "touch-nocache", "game"):
         summary = details.get(name)
         its = summary.get("iterations", []) if isinstance(summary, dict) else []
         count = len(its) or args.iterations
@@ -286,6 +322,14 @@ def main() -> None:
         if name == "noop":
             line += f" (goal < 1 s) {verdict(per < 1.0)}"
         print(line)
+    phases = details.get("game-phases")
+    if isinstance(phases, dict) and phases:
+        shown = ", ".join(f"{phase} {median(values):.3f} s" for phase, values in phases.items())
+        print(f"    game: median seconds per phase of an iteration: {shown}")
+        cost = median(phases.get("integrity", []))
+        print(
+            f"    integrity checks per iteration: {cost:.3f} s (goal < 0.1 s) {verdict(cost < 0.1)}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
 """The ratchet (``--orchestrate-baseline=PATH``): compare this run with an earlier JSON report.
 
 The baseline is a report written by ``--orchestrate-report=json:PATH`` (the
-:class:`pytest_orchestrator.models.Report` model, ``schema_version`` "1.0"), typically on the
-main branch. The gate then also requires (see :func:`pytest_orchestrator.scoring.evaluate_gate`):
+:class:`pytest_orchestrator.models.Report` model, ``schema_version`` "1.0" or "1.1"),
+typically on the main branch. The gate then also requires (see
+:func:`pytest_orchestrator.scoring.evaluate_gate`):
 
 - the overall score >= the baseline's overall score, both as rounded in the reports (2
   decimals), with no other tolerance;
 - no finding whose fingerprint the baseline lacks. Fingerprints are counted as a multiset:
   a second finding with the fingerprint of one the baseline has once is new;
 - coverage percent >= the baseline's, when the baseline has a coverage figure and this run
-  audits coverage (an unavailable coverage fails: the ratchet cannot be checked).
+  audits coverage (an unavailable coverage fails: the ratchet cannot be checked);
+- no more suppressions (``# noqa``, ``# nosec``, skips, ...) than the baseline counted, when
+  it counted them (schema 1.1).
 
 A baseline that is missing, unreadable, not JSON, of another ``schema_version`` or not a
 report of that schema is a :class:`BaselineError` (a usage error at configure time).
@@ -26,11 +29,12 @@ from pydantic import ValidationError
 
 from pytest_orchestrator.errors import OrchestratorError
 from pytest_orchestrator.models import (
-    SCHEMA_VERSION,
+    READABLE_SCHEMA_VERSIONS,
     AuditResult,
     BaselineComparison,
     Finding,
     Report,
+    SuppressionSummary,
 )
 
 #: How many new fingerprints the report lists (all are counted).
@@ -67,10 +71,11 @@ def load(path: Path) -> Report:
             f"baseline {where!r} is not a pytest-orchestrator report (no schema_version); {_HOW}"
         )
     version = data["schema_version"]
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
+        readable = " or ".join(repr(v) for v in READABLE_SCHEMA_VERSIONS)
         raise BaselineError(
             f"baseline {where!r} has schema_version {str(version)!r}, this version reads "
-            f"{SCHEMA_VERSION!r}; regenerate it with this version ({_HOW})"
+            f"{readable}; regenerate it with this version ({_HOW})"
         )
     try:
         return Report.model_validate(data)
@@ -79,7 +84,7 @@ def load(path: Path) -> Report:
         loc = ".".join(str(part) for part in error["loc"]) or "the report"
         message = " ".join(str(error["msg"]).split())
         raise BaselineError(
-            f"baseline {where!r} does not match the report schema {SCHEMA_VERSION} "
+            f"baseline {where!r} does not match the report schema {version} "
             f"({loc}: {message}); {_HOW}"
         ) from None
 
@@ -94,8 +99,13 @@ def coverage_percent(audits: Sequence[AuditResult]) -> float | None:
     return None
 
 
-def compare(path: Path, baseline: Report, findings: Sequence[Finding]) -> BaselineComparison:
-    """This run's ``findings`` against ``baseline``.
+def compare(
+    path: Path,
+    baseline: Report,
+    findings: Sequence[Finding],
+    suppressions: SuppressionSummary | None = None,
+) -> BaselineComparison:
+    """This run's ``findings`` and ``suppressions`` against ``baseline``.
 
     :param findings: every finding of this run, worst severity first (the order in which
         new fingerprints are listed).
@@ -117,7 +127,20 @@ def compare(path: Path, baseline: Report, findings: Sequence[Finding]) -> Baseli
         new_findings=len(new),
         new_fingerprints=[f.fingerprint for f in new[:LISTED]],
         fixed_findings=sum(fixed.values()),
+        suppressions=baseline.suppressions.total if baseline.suppressions else None,
+        suppressions_now=suppressions.total if suppressions is not None else None,
+        suppressions_by_kind=_kind_changes(baseline.suppressions, suppressions),
     )
+
+
+def _kind_changes(
+    before: SuppressionSummary | None, now: SuppressionSummary | None
+) -> dict[str, int]:
+    if before is None or now is None:
+        return {}
+    kinds = sorted(before.by_kind.keys() | now.by_kind.keys())
+    changes = {k: now.by_kind.get(k, 0) - before.by_kind.get(k, 0) for k in kinds}
+    return {k: v for k, v in changes.items() if v}
 
 
 def describe(comparison: BaselineComparison, report: Report) -> str:
@@ -131,4 +154,9 @@ def describe(comparison: BaselineComparison, report: Report) -> str:
         f"baseline {comparison.path} ({comparison.created:%Y-%m-%d %H:%M}): score "
         f"{comparison.score:.2f} -> {score:.2f}{cov}, {comparison.new_findings} new "
         f"finding(s), {comparison.fixed_findings} fixed"
+        + (
+            f", suppressions {comparison.suppressions} -> {comparison.suppressions_now}"
+            if comparison.suppressions is not None and comparison.suppressions_now is not None
+            else ""
+        )
     )

@@ -5,6 +5,7 @@
     pytest-orchestrator merge shard-1.json shard-2.json -o merged.json --markdown merged.md
     pytest-orchestrator show merged.json
     pytest-orchestrator show last            # the newest gap-closure session here
+    pytest-orchestrator restore /tmp/pytest-orchestrator-snapshot-xyz
 
 ``merge`` combines the JSON reports of CI shards (``pytest --orchestrate
 --orchestrate-report=json:shard-N.json`` on slices of the tests) into one report with one
@@ -14,6 +15,11 @@ it as the terminal report and writes the files asked for, atomically.
 ``show`` prints a saved JSON report, or a saved gap-closure session
 (``.pytest_cache/d/orchestrator-sessions/ID.json``), as the terminal report, Markdown or
 JSON.
+
+``restore`` puts a working tree back as a gap-closure snapshot left on disk recorded it (a
+rollback that could not complete keeps its snapshot and prints this command): exit status
+0 when everything was put back (the snapshot is then removed, unless ``--keep``), 1 when
+something could not be (named on stderr; the snapshot stays), 2 for bad input.
 
 Exit status (both commands):
 
@@ -126,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="terminal (default), markdown or json",
     )
     _display_options(show)
+    restore = commands.add_parser(
+        "restore",
+        help="put a working tree back from a gap-closure snapshot left on disk",
+        description="Put the working tree, git's HEAD, refs, index, config and hooks back as "
+        "the snapshot at PATH recorded them (the path a gap-closure loop prints when a "
+        "rollback could not complete). The snapshot is removed afterwards unless --keep.",
+        epilog="Exit status: 0 restored; 1 something could not be put back (named); 2 bad "
+        "input (not a snapshot).",
+    )
+    restore.add_argument("snapshot", metavar="PATH", type=Path, help="the snapshot directory")
+    restore.add_argument("--keep", action="store_true", help="keep the snapshot afterwards")
     return parser
 
 
@@ -446,11 +463,32 @@ def _show_session(state: LoopState, args: argparse.Namespace) -> int:
     return EXIT_GATE_FAILED
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``pytest-orchestrator restore PATH``: restore from a snapshot kept on disk."""
+    from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError
+
+    try:
+        snapshot = Snapshot.load(args.snapshot)
+    except SnapshotError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        snapshot.restore()
+    except SnapshotError as exc:
+        print(f"{PROG} restore: {exc}; the snapshot stays in {args.snapshot}", file=sys.stderr)
+        return 1
+    for item in snapshot.unrestored:
+        print(f"{PROG} restore: not restored (never copied): {item}", file=sys.stderr)
+    print(f"restored {snapshot.root} from {args.snapshot}")
+    if not args.keep:
+        shutil.rmtree(args.snapshot, ignore_errors=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``pytest-orchestrator`` with ``argv`` (default: the command line); the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"merge": cmd_merge, "show": cmd_show}[args.command]
+    command = {"merge": cmd_merge, "show": cmd_show, "restore": cmd_restore}[args.command]
     try:
         return command(args)
     except CliError as exc:

@@ -60,6 +60,7 @@ from pytest_orchestrator.models import (
     RemoteRun,
     Report,
     Severity,
+    SuppressionSummary,
     TestSummary,
     ToolInfo,
 )
@@ -82,6 +83,7 @@ _COMBINED = frozenset(
         "remote",
         "agents",
         "loop",
+        "suppressions",
     }
 )
 #: "... (P2, 3 points each per 1 KLOC)" in the deductions of scoring.finding_score.
@@ -164,8 +166,24 @@ def merge_reports(shards: Sequence[Shard], target_score: float | None = None) ->
         verdict=evaluate_gate(score, audits, settings),
         remote=_merge_remote(shards),
         agents=_merge_agents(shards),
+        suppressions=_merge_suppressions(shards, notes),
     )
     return Merged(report=report, notes=notes)
+
+
+def _merge_suppressions(shards: Sequence[Shard], notes: list[str]) -> SuppressionSummary | None:
+    """Every shard counts the whole tree's suppressions: the first count (the shards of
+    one commit agree; when they do not, a note names the range)."""
+    counts = [s.report.suppressions for s in shards if s.report.suppressions is not None]
+    if not counts:
+        return None
+    totals = sorted({c.total for c in counts})
+    if len(totals) > 1:
+        notes.append(
+            f"the shards counted {totals[0]} to {totals[-1]} suppressions (different code?); "
+            "the first shard's count is kept"
+        )
+    return counts[0]
 
 
 def scoring_settings(config: ConfigSummary) -> OrchestrationConfig:

@@ -19,7 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+#: The schema this version writes. 1.1 added ``suppressions``, the baseline's suppression
+#: counts and the iterations' ``integrity`` and ``resolved``; 1.0 reports are still read.
+SCHEMA_VERSION: Literal["1.1"] = "1.1"
+#: The schema versions this version reads (as baselines, shards, saved reports).
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
 #: Scores, deductions and targets are compared and printed with this many decimals.
 SCORE_DIGITS = 2
 
@@ -370,6 +374,11 @@ class Iteration(_Model):
     )
     cost_usd: float = 0.0
     duration: float = 0.0
+    timings: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds per phase: snapshot, agent, diff, integrity (the checks and the "
+        "measured view), re-audit (the child pytest), rollback",
+    )
     commit: str | None = Field(None, description="With --orchestrate-commit, the commit made")
 
 
@@ -492,12 +501,39 @@ class BaselineComparison(_Model):
         default_factory=list, description="The first of them, worst severity first"
     )
     fixed_findings: int = Field(0, ge=0, description="Baseline findings gone in this run")
+    suppressions: int | None = Field(
+        None, description="The baseline's suppressions; None when it recorded none (schema 1.0)"
+    )
+    suppressions_now: int | None = Field(None, description="This run's suppressions")
+    suppressions_by_kind: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per kind, this run's count minus the baseline's (changes only)",
+    )
+
+
+class SuppressionSummary(_Model):
+    """The suppressions in the tree's Python files (``# noqa``, ``# nosec``, ``# type:
+    ignore``, ``# pragma: no cover``/``no branch``, skip and xfail markers and calls):
+    counted, so the baseline ratchet can fail when they grow."""
+
+    total: int = Field(ge=0)
+    by_kind: dict[str, int] = Field(
+        description="Per kind: noqa, nosec, type-ignore, no-cover, no-branch, skip, xfail"
+    )
+    files: dict[str, int] = Field(
+        default_factory=dict, description="Per file (rootdir-relative), files with none left out"
+    )
+
+    def describe(self) -> str:
+        """One line: ``suppressions: 3 (noqa 1, no-cover 1, skip 1)``."""
+        kinds = ", ".join(f"{kind} {count}" for kind, count in self.by_kind.items())
+        return f"suppressions: {self.total}" + (f" ({kinds})" if kinds else "")
 
 
 class Report(_Model):
     """The JSON report (schema ``SCHEMA_VERSION``)."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
     tool: ToolInfo
     created: datetime
     duration: float = Field(ge=0, description="Seconds of the whole session")
@@ -511,6 +547,9 @@ class Report(_Model):
     loop: LoopSummary | None = Field(None, description="Set when gap closure ran")
     new_code: NewCode | None = Field(None, description="Set with --orchestrate-diff-base")
     baseline: BaselineComparison | None = Field(None, description="Set with --orchestrate-baseline")
+    suppressions: SuppressionSummary | None = Field(
+        None, description="The suppressions in the tree (schema 1.1)"
+    )
 
     def findings(self) -> list[Finding]:
         """All findings, worst severity first, then by dimension, path and line."""

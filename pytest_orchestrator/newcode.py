@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
     from pytest_orchestrator.config import OrchestrationConfig
     from pytest_orchestrator.models import AuditResult, Finding, NewCode, Report
+    from pytest_orchestrator.suppressions import Suppression
 
 #: Bytes of an untracked file searched for a NUL to call it binary (git's own heuristic).
 BINARY_PROBE = 8000
@@ -88,6 +89,8 @@ DIFF_OPTIONS = (
 )
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 _ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+#: The rule of a suppression the new code added (a finding in the dimension it silences).
+NEW_SUPPRESSION = "new-suppression"
 #: Suffixes of the files whose changed lines make the new code's KLOC.
 PYTHON_SUFFIXES = (".py", ".pyi")
 
@@ -489,6 +492,37 @@ def changed_lines(rootdir: Path, ref: str) -> ChangeSet:
     return out
 
 
+def new_suppressions(
+    rootdir: Path, changes: ChangeSet, found: dict[str, list[Suppression]]
+) -> list[tuple[str, Suppression]]:
+    """The suppressions of ``found`` (per rootdir-relative file, see
+    :func:`pytest_orchestrator.suppressions.scan_tree`) that the new code added: on a changed
+    line, and not in the file at the merge base (a line edited around an existing ``# noqa``
+    keeps it; a renamed file is compared with its old path).
+
+    :raises DiffBaseError: git failed.
+    """
+    from pytest_orchestrator.suppressions import added
+
+    out: list[tuple[str, Suppression]] = []
+    for path, items in sorted(found.items()):
+        change = changes.files.get(path)
+        if change is None or not any(s.line in change for s in items):
+            continue
+        old: str | None = None
+        if change.status in ("modified", "renamed"):
+            done = _git(
+                rootdir, "cat-file", "blob", f"{changes.merge_base}:./{change.old_path or path}"
+            )
+            old = _text(done.stdout) if done.returncode == 0 else None
+        try:
+            new = (rootdir / path).read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        out += [(path, s) for s in added(old, new) if s.line in change]
+    return out
+
+
 # --------------------------------------------------------------------------- coverage
 
 
@@ -555,6 +589,8 @@ def on_new_code(finding: Finding, changes: ChangeSet, uncovered: set[str]) -> bo
 
     :param uncovered: rootdir-relative paths of the files with an uncovered changed statement.
     """
+    if finding.rule_id == NEW_SUPPRESSION:
+        return changes.changed(finding.path, finding.line)
     if finding.dimension == "tests":
         return True
     if finding.path is None:
@@ -581,16 +617,18 @@ def assess(
     settings: OrchestrationConfig,
     results: Sequence[AuditResult],
     ref: str,
+    changes: ChangeSet | None = None,
 ) -> Assessment:
     """Restrict ``results`` to the new code against ``ref`` (see the module docstring).
 
+    :param changes: :func:`changed_lines` of ``ref``, when the caller has them.
     :raises DiffBaseError: git failed (the base was checked at configure time).
     """
     from pytest_orchestrator.models import AuditResult, ChangedFile, NewCode
     from pytest_orchestrator.scoring import deductions_for, finding_score
 
     rootdir = config.rootpath
-    changes = changed_lines(rootdir, ref)
+    changes = changed_lines(rootdir, ref) if changes is None else changes
     notes: list[str] = []
     # our own outputs (the reports, the baseline) are not code, even when untracked
     outputs = [spec.path for spec in settings.reports if spec.path is not None]

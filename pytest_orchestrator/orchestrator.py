@@ -17,7 +17,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -33,15 +33,22 @@ from pytest_orchestrator.models import (
     AgentUsage,
     AuditResult,
     ConfigSummary,
+    Finding,
     GateCondition,
     RemoteRun,
     Report,
+    Severity,
+    SuppressionSummary,
     ToolInfo,
     Verdict,
     finding_order,
 )
 from pytest_orchestrator.plugin import CHILD_ENV, ORACLE_ENV
 from pytest_orchestrator.scoring import evaluate_gate
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.newcode import ChangeSet as NewCodeChanges
+    from pytest_orchestrator.suppressions import Suppression
 
 #: Exit status when every test passed but the quality gate failed (pytest uses 0-5).
 EXIT_GATE_FAILED = 6
@@ -223,20 +230,38 @@ class Orchestrator:
         return result
 
     def _build(self, results: list[AuditResult]) -> Report:
-        """Score ``results``, gate them, and make the report."""
+        """Count the suppressions, score ``results``, gate them, and make the report."""
         assert self.context is not None
+        from pytest_orchestrator import suppressions as suppression_scan
+
+        settings = self.settings
+        found = suppression_scan.scan_tree(self.context.rootdir)
+        every = [item for items in found.values() for item in items]
+        suppressions = SuppressionSummary(
+            total=len(every),
+            by_kind=suppression_scan.counts(every),
+            files={path: len(items) for path, items in found.items()},
+        )
+        failed: list[GateCondition] = []
+        changes = None
+        if settings.diff_base:
+            from pytest_orchestrator.newcode import DiffBaseError, changed_lines
+
+            try:
+                changes = changed_lines(self.context.rootdir, settings.diff_base)
+                results = self._with_new_suppressions(results, changes, found)
+            except DiffBaseError as exc:
+                failed.append(GateCondition(name="new code", passed=False, message=str(exc)))
         score = self.config.hook.pytest_orchestrator_score(
             config=self.config, results=results, settings=self.settings
         )
-        settings = self.settings
-        failed: list[GateCondition] = []
         new_code, new_results = None, []
-        if settings.diff_base:
+        if changes is not None and settings.diff_base:
             # the new code of the tree as it is now (after gap closure, its final state)
             from pytest_orchestrator.newcode import DiffBaseError, assess
 
             try:
-                assessment = assess(self.config, settings, results, settings.diff_base)
+                assessment = assess(self.config, settings, results, settings.diff_base, changes)
             except DiffBaseError as exc:
                 failed.append(GateCondition(name="new code", passed=False, message=str(exc)))
             else:
@@ -249,9 +274,11 @@ class Orchestrator:
         if settings.baseline is not None:
             from pytest_orchestrator.baseline import BaselineError, compare, load
 
-            every = sorted((f for r in results for f in r.findings), key=finding_order)
+            every_finding = sorted((f for r in results for f in r.findings), key=finding_order)
             try:
-                comparison = compare(settings.baseline, load(settings.baseline), every)
+                comparison = compare(
+                    settings.baseline, load(settings.baseline), every_finding, suppressions
+                )
             except BaselineError as exc:
                 failed.append(GateCondition(name="baseline", passed=False, message=str(exc)))
         verdict = evaluate_gate(score, results, settings, new_code, new_results, comparison)
@@ -279,7 +306,64 @@ class Orchestrator:
             agents=self._agent_usage(),
             new_code=new_code,
             baseline=comparison,
+            suppressions=suppressions,
         )
+
+    def _with_new_suppressions(
+        self,
+        results: list[AuditResult],
+        changes: NewCodeChanges,
+        found: dict[str, list[Suppression]],
+    ) -> list[AuditResult]:
+        """``results`` with a ``new-suppression`` finding (P2 by default) for each
+        suppression the new code added, in the dimension it silences (``lint`` when that
+        one is not audited, e.g. ``type: ignore``); ``lint`` and ``security`` are scored
+        again with them. Findings of an earlier build (a re-audit's) are replaced."""
+        from pytest_orchestrator.auditors.base import make_finding
+        from pytest_orchestrator.newcode import NEW_SUPPRESSION as rule
+        from pytest_orchestrator.newcode import new_suppressions
+        from pytest_orchestrator.scoring import finding_score
+        from pytest_orchestrator.severity import tool_severity
+
+        assert self.context is not None
+        by_dimension = {r.dimension: r for r in results if r.status == "ok"}
+        extra: dict[str, list[Finding]] = {}
+        for path, item in new_suppressions(self.context.rootdir, changes, found):
+            dimension = item.dimension if item.dimension in by_dimension else "lint"
+            if dimension not in by_dimension:
+                continue
+            extra.setdefault(dimension, []).append(
+                make_finding(
+                    self.context,
+                    dimension=dimension,
+                    severity=tool_severity(
+                        item.tool, rule, Severity.P2, self.settings.severity_map
+                    ),
+                    rule_id=rule,
+                    message=f"new suppression: {item.describe()} instead of fixing it",
+                    path=path,
+                    line=item.line,
+                    tool=item.tool,
+                    recommendation="fix what it hides, or explain in the review why it must stay",
+                )
+            )
+        out = []
+        for result in results:
+            kept = [f for f in result.findings if f.rule_id != rule]
+            findings = kept + extra.get(result.dimension, [])
+            if len(findings) == len(result.findings) and len(kept) == len(findings):
+                out.append(result)
+                continue
+            update: dict[str, Any] = {"findings": findings}
+            if result.dimension in ("lint", "security"):
+                update["score"], update["deductions"] = finding_score(
+                    result.dimension,
+                    findings,
+                    self.context.project.lines_of_code,
+                    self.settings.severity_points,
+                )
+            out.append(result.model_copy(update=update))
+        return out
 
     def finish(self, session: pytest.Session) -> None:
         """Join the audits, score, gate, close gaps when an agent is given, write reports."""

@@ -383,4 +383,16 @@ def _baseline_conditions(
         passed = now >= baseline.coverage
         message = f"coverage {fmt(now)} {'>=' if passed else '<'} baseline {fmt(baseline.coverage)}"
     conditions.append(GateCondition(name="baseline coverage", passed=passed, message=message))
+    if baseline.suppressions is not None and baseline.suppressions_now is not None:
+        grew = baseline.suppressions_now > baseline.suppressions
+        kinds = ", ".join(f"{k} {v:+d}" for k, v in baseline.suppressions_by_kind.items())
+        message = (
+            f"suppressions {baseline.suppressions_now} {'>' if grew else '<='} baseline "
+            f"{baseline.suppressions}" + (f" ({kinds})" if kinds else "")
+        )
+        if grew:
+            message += ": fix the findings instead of silencing them"
+        conditions.append(
+            GateCondition(name="baseline suppressions", passed=not grew, message=message)
+        )
     return conditions

@@ -190,12 +190,15 @@ def scan(text: str) -> list[Suppression]:
             if _in_string(spans, index + 1, byte_col):
                 continue
         kind, rules = _kind(match)
+        written = " ".join(match.group(0).split())
+        if written.endswith("("):
+            written = written[:-1].rstrip() + "()"
         found.append(
             Suppression(
                 line=index + 1,
                 column=column,
                 kind=kind,
-                text=" ".join(match.group(0).split()),
+                text=written,
                 rules=rules,
                 end=match.end() - line_start,
             )

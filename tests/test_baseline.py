@@ -79,7 +79,7 @@ def test_a_new_ruff_finding_fails_listing_its_fingerprint(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(
         [
             "baseline *baseline.json (*): score 93.40 -> 93.80, coverage 80.00 -> 83.33, "
-            "1 new finding(s), 0 fixed",
+            "1 new finding(s), 0 fixed, suppressions 0 -> 0",
             f"*FAIL 1 new finding(s) the baseline lacks: P2 F401 pkg/calc.py:1 "
             f"[[]{new.fingerprint}[]]",
         ]
@@ -131,7 +131,7 @@ def test_diff_base_and_baseline_both_apply(pytester: pytest.Pytester) -> None:
         ),
         pytest.param(
             b'{"schema_version": "2.0"}',
-            "baseline '*bad.json' has schema_version '2.0', this version reads '1.0'; *",
+            "baseline '*bad.json' has schema_version '2.0', this version reads '1.0' or '1.1'; *",
             id="incompatible",
         ),
         pytest.param(

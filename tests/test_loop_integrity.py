@@ -312,3 +312,34 @@ def test_honest_agents_are_accepted(repo: Path, source: str | None) -> None:
     assert iteration.accepted, (iteration, done.stdout)
     assert iteration.integrity == [] and iteration.resolved
     assert report.score.overall > report.loop.initial_score
+
+
+def test_compiled_code_the_agent_plants_is_never_run(repo: Path) -> None:
+    """A ``.pyc`` whose header matches ``pkg/calc.py``'s size and time, compiled from a
+    fixed ``mul``: Python would run it instead of the source. The loop deletes it before
+    re-testing, so nothing changed and the failing test still fails."""
+    source = """
+    import importlib._bootstrap_external as external
+    import importlib.util
+    import os
+    from pathlib import Path
+    path = 'pkg/calc.py'
+    text = Path(path).read_text()
+    fixed = text[: text.rindex('a + b')] + 'a * b' + text[text.rindex('a + b') + 5 :]
+    st = os.stat(path)
+    code = compile(fixed, path, 'exec')
+    data = external._code_to_timestamp_pyc(code, int(st.st_mtime), st.st_size)
+    target = Path(importlib.util.cache_from_source(path))
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(bytes(data))
+    Path('notes.txt').write_text('thinking')
+    """
+    done, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted
+    assert iteration.reason.startswith("no finding of the iteration's start was resolved")
+    assert not list((repo / "pkg").glob("__pycache__/calc.*.pyc"))
+    tests = report.audit("tests")
+    assert tests is not None and tests.tests is not None and tests.tests.failed == 1

@@ -62,6 +62,9 @@ from pytest_orchestrator.plugin import CHILD_ENV, ORACLE_ENV
 from pytest_orchestrator.redact import redact_text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pytest_orchestrator.agents.base import AgentResult
     from pytest_orchestrator.agents.runner import AgentRunner, Ledger
     from pytest_orchestrator.auditors.tests import Observation
     from pytest_orchestrator.config import OrchestrationConfig
@@ -322,6 +325,7 @@ class Loop:
         #: The tree when this run's loop started (its first iteration's snapshot): every
         #: re-audit measures with its rules, and "added by the agent" is judged against it.
         self.origin: Snapshot | None = None
+        self._timings: dict[str, float] = {}
         #: Private directories of the re-audits (caches out of the agent's reach).
         self._private: Path | None = None
 
@@ -446,7 +450,6 @@ class Loop:
         )
 
     def _iterate(self, number: int) -> None:
-        from pytest_orchestrator.agents.base import AgentRequest
         from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError, is_cache
 
         started = time.monotonic()
@@ -462,26 +465,21 @@ class Loop:
         self.state.iterations.append(iteration)
         spent_before = self.ledger.spent_usd
         self._save()  # the iteration in flight is on record before the agent runs
-        snapshot = Snapshot.take(self.rootdir, exclude=[self.directory])
+        self._timings = iteration.timings
+        with self._timed("snapshot"):
+            snapshot = Snapshot.take(self.rootdir, exclude=[self.directory])
         if self.origin is None:
             self.origin = snapshot  # kept for the whole run: the rules to measure with
         settled = False
         try:
             self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
             prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
-            result = self.runner.call(
-                AgentRequest(
-                    prompt=prompt,
-                    cwd=self.rootdir,
-                    timeout=self.settings.agent_timeout,
-                    edit=True,
-                    max_turns=self.settings.max_turns,
-                ),
-                purpose=f"iteration {number}",
-            )
+            with self._timed("agent"):
+                result = self._call_agent(prompt, number)
             iteration.cost_usd = round(self.ledger.spent_usd - spent_before, 6)
-            changes = snapshot.diff()
-            snapshot.drop_caches(changes)  # compiled code the agent wrote is never used
+            with self._timed("diff"):
+                changes = snapshot.diff()
+                snapshot.drop_caches(changes)  # compiled code the agent wrote is never run
             iteration.files = [
                 c.path for c in changes.changes if not (c.ignored and is_cache(c.path))
             ]
@@ -496,7 +494,8 @@ class Loop:
                 self._roll_back(snapshot, iteration, "the agent changed nothing")
                 return
             since_start = {*self.state.changed_paths, *(c.path for c in changes.changes)}
-            checks = self._inspect(changes, since_start)
+            with self._timed("integrity"):
+                checks = self._inspect(changes, since_start)
             if not self._approved(number, checks, iteration):
                 asked = [c for c in checks if c.needs_confirmation(self._guard_settings())]
                 self._refuse(snapshot, iteration, "refused by the guard", asked[0])
@@ -507,7 +506,8 @@ class Loop:
                 self._roll_back(snapshot, iteration, "the re-audit did not produce a report")
                 return
             iteration.score_after = child.score.overall
-            after = self._outcome_checks(observed, changed_tree)
+            with self._timed("integrity"):
+                after = self._outcome_checks(observed, changed_tree)
             iteration.integrity += [_record(c) for c in after]
             if after:
                 self._refuse(snapshot, iteration, "refused", after[0])
@@ -531,6 +531,30 @@ class Loop:
             self.state.calls = list(self.ledger.calls)
             if settled and snapshot is not self.origin:
                 snapshot.discard()  # else kept: the only copy of what to restore
+
+    def _call_agent(self, prompt: str, number: int) -> AgentResult:
+        from pytest_orchestrator.agents.base import AgentRequest
+
+        return self.runner.call(
+            AgentRequest(
+                prompt=prompt,
+                cwd=self.rootdir,
+                timeout=self.settings.agent_timeout,
+                edit=True,
+                max_turns=self.settings.max_turns,
+            ),
+            purpose=f"iteration {number}",
+        )
+
+    @contextlib.contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Add the seconds the block takes to the iteration's ``timings[phase]``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - started
+            self._timings[phase] = round(self._timings.get(phase, 0.0) + spent, 4)
 
     def _inspect(self, changes: ChangeSet, since_start: set[str]) -> list[GuardCheck]:
         """The guard's checks of the change, then the integrity checks (``loop.integrity``)
@@ -587,11 +611,18 @@ class Loop:
             *(c.path for c in changes.changes if posixpath.basename(c.path) in RULE_NAMES),
         }
         plugins = self._start_in_tree().plugins
-        view = MeasuredView.plan(root, self.origin, now_rules, since_start, plugins)
-        before = snapshot.state_of_tree()
-        with view:
-            child, observed = self._reaudit()
-        after = snapshot.state_of_tree()
+        with self._timed("integrity"):
+            view = MeasuredView.plan(root, self.origin, now_rules, since_start, plugins)
+            before = snapshot.state_of_tree()
+            view.__enter__()
+        try:
+            with self._timed("re-audit"):
+                child, observed = self._reaudit()
+        finally:
+            with self._timed("integrity"):
+                view.__exit__(None, None, None)
+        with self._timed("integrity"):
+            after = snapshot.state_of_tree()
         changed = sorted(
             path for path in before.keys() | after.keys() if before.get(path) != after.get(path)
         )
@@ -628,8 +659,9 @@ class Loop:
             )
 
         new = grave(child) - grave(self.report)
-        tainted = integrity.tainted_fingerprints(checks, self.start)
-        resolved = integrity.resolved(self.report, child, tainted)
+        with self._timed("integrity"):
+            tainted = integrity.tainted_fingerprints(checks, self.start)
+            resolved = integrity.resolved(self.report, child, tainted)
         iteration.resolved = [f.fingerprint for f in resolved]
         if new:
             by_severity = Counter(
@@ -778,15 +810,14 @@ class Loop:
         return reply.strip().lower() in ("y", "yes"), "terminal"
 
     def _private_dirs(self) -> Path:
-        """This run's private directory for the re-audits: a pytest cache (seeded with the
-        session's static audit cache), and compiled Python (``PYTHONPYCACHEPREFIX``), out
-        of the tree and so out of the agent's reach. Made once per run."""
+        """This run's private directory for the re-audits: a pytest cache, seeded with the
+        session's static audit cache, out of the tree and so out of the agent's reach (an
+        agent could forge cache entries). Made once per run."""
         if self._private is None:
             from pytest_orchestrator.auditors.cache import CACHE_DIR, session_cache_dir
 
             private = Path(tempfile.mkdtemp(prefix="pytest-orchestrator-loop-"))
             os.chmod(private, 0o700)
-            (private / "pycache").mkdir()
             audit = private / "pytest-cache" / "d" / CACHE_DIR
             with contextlib.suppress(OSError):
                 shutil.copytree(session_cache_dir(self.config, self.rootdir), audit)
@@ -809,7 +840,6 @@ class Loop:
             env[CHILD_ENV] = str(path)
             env[ORACLE_ENV] = str(oracle)
             env[ENV_DIR] = str(private / "pytest-cache" / "d" / CACHE_DIR)
-            env["PYTHONPYCACHEPREFIX"] = str(private / "pycache")
             extra = ["--continue-on-collection-errors"]
             if self.config.pluginmanager.has_plugin("cacheprovider"):
                 extra += ["-o", f"cache_dir={private / 'pytest-cache'}"]
@@ -844,7 +874,8 @@ class Loop:
             return report, observed
 
     def _roll_back(self, snapshot: Snapshot, iteration: Iteration, reason: str) -> None:
-        _uninterrupted(snapshot.restore)
+        with self._timed("rollback"):
+            _uninterrupted(snapshot.restore)
         iteration.accepted = False
         if snapshot.unrestored:
             reason += (

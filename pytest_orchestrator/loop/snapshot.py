@@ -1389,14 +1389,19 @@ class Snapshot:
 
     def drop_caches(self, changes: ChangeSet) -> list[str]:
         """Delete the cache files (:func:`is_cache`) under ignored paths that ``changes``
-        lists as added or modified: compiled Python the agent wrote is never used (a
-        ``.pyc`` can carry code its source does not show), and tools rebuild them.
+        lists as added or modified, and compiled Python (``.pyc``, ``.pyo``) added anywhere:
+        compiled code the agent wrote is never run (a ``.pyc`` can carry code its source
+        does not show, and Python trusts it while the source's size and time match), and
+        tools rebuild their caches.
 
         :returns: the paths deleted.
         """
         dropped = []
-        for change in changes.hidden:
-            if change.kind != "deleted" and is_cache(change.path):
+        for change in changes.changes:
+            if change.kind == "deleted":
+                continue
+            compiled = change.path.endswith((".pyc", ".pyo")) and change.kind == "added"
+            if (change.ignored and is_cache(change.path)) or compiled:
                 with contextlib.suppress(OSError):
                     if _lstat(self.root, change.path) is not None:
                         os.unlink(self.root / change.path)

@@ -184,7 +184,8 @@ def render(report: Report, links: str | None = None) -> str:
         "",
         *[f"- {_cell(line)}" for line in (report.remote.describe() if report.remote else [])],
         *([f"- {_cell(report.agents.describe())}"] if report.agents else []),
-        *([""] if report.remote or report.agents else []),
+        *([f"- {_cell(report.suppressions.describe())}"] if report.suppressions else []),
+        *([""] if report.remote or report.agents or report.suppressions else []),
         *(
             [
                 "## Gap closure",

@@ -128,6 +128,8 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
             console.print(f"[yellow]! agents:[/] {escape(warning)}")
     for line in report.loop.describe() if report.loop else []:
         console.print(escape(line))
+    if report.suppressions is not None and verbosity > 0:
+        console.print(escape(report.suppressions.describe()))
     console.print(_table(report, markup))
     for audit in report.audits:
         if audit.status != "ok":

@@ -1,0 +1,166 @@
+"""Suppressions (``# noqa``, ``# nosec``, ``# pragma: no cover``, skips ...): found in real
+source, counted in every JSON report, new ones a finding of the new-code gate, and a growth
+a failure of the baseline ratchet. Real sessions in a subprocess, real git, ruff, bandit."""
+
+from __future__ import annotations
+
+import pytest
+from test_newcode import REPORT, commit_all, conditions, load, project
+
+from pytest_orchestrator.suppressions import added, scan, strip
+
+SOURCE = '''import os  # noqa: F401
+import sys  # NOQA
+x = eval("1")  # nosec B307
+def f():  # pragma: no cover
+    return 1
+y = 2  # type: ignore[attr-defined]  # noqa: E501
+s = "# noqa in a string is no suppression"
+"""A docstring that shows # nosec is no suppression either."""
+@pytest.mark.skip(reason="later")
+def test_a():
+    pytest.skip("no")
+@pytest.mark.xfail
+def test_b():
+    pass
+pytestmark = [pytest.mark.skipif(True, reason="")]
+z = 1  # noqa -- because
+'''
+
+
+def test_scan_finds_each_kind_with_its_rules_and_not_in_strings() -> None:
+    found = [(s.line, s.kind, s.text, s.rules) for s in scan(SOURCE)]
+    assert found == [
+        (1, "noqa", "# noqa: F401", ("F401",)),
+        (2, "noqa", "# NOQA", ()),
+        (3, "nosec", "# nosec B307", ("B307",)),
+        (4, "no-cover", "# pragma: no cover", ()),
+        (6, "type-ignore", "# type: ignore[attr-defined]", ("attr-defined",)),
+        (6, "noqa", "# noqa: E501", ("E501",)),
+        (9, "skip", "mark.skip", ()),
+        (11, "skip", "pytest.skip()", ()),
+        (12, "xfail", "mark.xfail", ()),
+        (15, "skip", "mark.skipif", ()),
+        (16, "noqa", "# noqa", ()),
+    ]
+
+
+def test_strip_removes_only_the_comment_directives_of_the_given_lines() -> None:
+    stripped = strip(SOURCE, range(1, 17)).split("\n")
+    assert stripped[0] == "import os"
+    assert stripped[3] == "def f():"
+    assert stripped[5] == "y = 2"
+    assert stripped[6] == SOURCE.split("\n")[6]  # the string is left alone
+    assert stripped[15] == "z = 1  # because"
+    assert "mark.skip" in stripped[8]  # code suppressions are judged by outcomes instead
+    assert strip(SOURCE, [2]).split("\n")[0] == "import os  # noqa: F401"
+
+
+def test_added_ignores_suppressions_that_were_there() -> None:
+    old = "import os  # noqa: F401\nvalue = 1\n"
+    new = "import os, re  # noqa: F401\nvalue = 2  # noqa: E501\n"
+    assert [(s.line, s.text) for s in added(old, new)] == [(2, "# noqa: E501")]
+    assert [s.line for s in added(None, new)] == [1, 2]
+
+
+def test_every_json_report_counts_the_suppressions_in_the_tree(
+    pytester: pytest.Pytester,
+) -> None:
+    project(pytester.path)
+    pytester.makepyfile(
+        **{
+            "pkg/extra": "import json  # noqa: F401\n\n\ndef g():  # pragma: no cover\n"
+            "    return 1\n",
+            "tests/test_extra": "import pytest\n\n\n@pytest.mark.skip\ndef test_later():\n"
+            "    pass\n",
+        }
+    )
+    result = pytester.runpytest_subprocess("--orchestrate", REPORT)
+
+    assert result.ret in (0, 6)
+    report = load(pytester.path / "out" / "report.json")
+    assert report.schema_version == "1.1"
+    assert report.suppressions is not None
+    assert report.suppressions.by_kind == {"noqa": 1, "no-cover": 1, "skip": 1}
+    assert report.suppressions.total == 3
+    assert report.suppressions.files == {"pkg/extra.py": 2, "tests/test_extra.py": 1}
+
+
+def test_a_suppression_added_in_new_code_is_a_finding(pytester: pytest.Pytester) -> None:
+    project(pytester.path)  # main has an unused import in pkg/calc.py, line 1
+    calc = pytester.path / "pkg" / "calc.py"
+    text = calc.read_text().replace("import os\n", "import os  # noqa: F401\n")
+    calc.write_text(text + "\n\ndef more():  # pragma: no cover\n    return eval('1')  # nosec\n")
+
+    result = pytester.runpytest_subprocess(
+        "--orchestrate", "--orchestrate-diff-base=main", "--orchestrate-report=terminal", REPORT
+    )
+
+    report = load(pytester.path / "out" / "report.json")
+    found = sorted(
+        (f.dimension, f.line, f.severity.value, f.tool, f.message)
+        for f in report.findings()
+        if f.rule_id == "new-suppression"
+    )
+    assert found == [
+        (
+            "coverage",
+            12,
+            "P2",
+            "coverage",
+            "new suppression: # pragma: no cover hides code from coverage instead of fixing it",
+        ),
+        (
+            "lint",
+            1,
+            "P2",
+            "ruff",
+            "new suppression: # noqa: F401 silences ruff F401 instead of fixing it",
+        ),
+        (
+            "security",
+            13,
+            "P2",
+            "bandit",
+            "new suppression: # nosec silences bandit every rule instead of fixing it",
+        ),
+    ]
+    assert report.new_code is not None
+    assert all(
+        f.fingerprint in report.new_code.findings
+        for f in report.findings()
+        if f.rule_id == "new-suppression"
+    )
+    result.stdout.fnmatch_lines(["*new-suppression*# noqa: F401*"])
+
+
+def test_the_ratchet_fails_when_suppressions_grow(pytester: pytest.Pytester) -> None:
+    project(pytester.path)
+    (pytester.path / "base").mkdir()
+    first = pytester.runpytest_subprocess(
+        "--orchestrate",
+        "--target-score=0",
+        "--orchestrate-fail-on=none",
+        "--orchestrate-report=json:base/baseline.json",
+    )
+    assert first.ret == pytest.ExitCode.OK
+    calc = pytester.path / "pkg" / "calc.py"
+    calc.write_text(calc.read_text().replace("import os\n", "import os  # noqa: F401\n"))
+    commit_all(pytester.path, "silence the import")
+
+    result = pytester.runpytest_subprocess(
+        "--orchestrate",
+        "--target-score=0",
+        "--orchestrate-fail-on=none",
+        "--orchestrate-baseline=base/baseline.json",
+        REPORT,
+    )
+
+    assert result.ret == 6
+    report = load(pytester.path / "out" / "report.json")
+    assert conditions(report)["baseline suppressions"] == (
+        False,
+        "suppressions 1 > baseline 0 (noqa +1): fix the findings instead of silencing them",
+    )
+    # the finding it silenced is gone, so the other conditions pass: only this one fails
+    assert conditions(report)["baseline findings"][0] is True

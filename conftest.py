@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -38,3 +39,17 @@ def demo(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester whose directory holds a copy of examples/demo (seeded defects)."""
     shutil.copytree(DEMO, pytester.path, dirs_exist_ok=True)
     return pytester
+
+
+@pytest.fixture
+def bwrap() -> None:
+    """Needs a working bubblewrap: skips without one, unless ``ORCHESTRATOR_REQUIRE_BWRAP=1``
+    (set by ``.ci/run``, which installs it) makes that a failure."""
+    from pytest_orchestrator.agents.sandbox import Sandbox, SandboxUnavailable
+
+    try:
+        Sandbox.choose("bwrap")
+    except SandboxUnavailable as exc:
+        if os.environ.get("ORCHESTRATOR_REQUIRE_BWRAP") == "1":
+            pytest.fail(f"ORCHESTRATOR_REQUIRE_BWRAP=1 but {exc}")
+        pytest.skip(str(exc))

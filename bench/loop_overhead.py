@@ -49,6 +49,10 @@ per-iteration cost including the child's re-test + re-audit. The integrity check
 the JSON report (the checks, the measured view's writes and the two hashes of the tree
 that show the re-test changed nothing), median over all the game runs' iterations.
 
+**(c) The sandbox's cost per agent call** (goal < 50 ms). The argv the loop gives bwrap for
+an editing call in the demo repository (``pytest_orchestrator.agents.sandbox.Sandbox.wrap``
+around ``true``), against ``true`` alone, interleaved, medians of the wall clock.
+
 Usage: ``python bench/loop_overhead.py [--rounds N] [--iterations N] [--modules N]``. The
 exit status is always 0: this is a report, not a test.
 """
@@ -264,6 +268,26 @@ def measure_loop(rounds: int, iterations: int) -> tuple[dict[str, list[float]], 
     return times, details
 
 
+def measure_sandbox(rounds: int) -> tuple[list[float], list[float]] | None:
+    """Wall clock of ``true`` in the sandbox and alone, ``rounds`` x 10 each, interleaved."""
+    sys.path.insert(0, str(ROOT))
+    from pytest_orchestrator.agents.sandbox import Sandbox, SandboxUnavailable
+
+    try:
+        sandbox = Sandbox.choose("bwrap")
+    except SandboxUnavailable as exc:
+        print(f"(c) no sandbox to measure: {exc}")
+        return None
+    repo = WORK / "loop-demo"
+    wrapped = sandbox.wrap(["true"], tree=repo, cwd=repo, home_state=[".claude/"])
+    inside: list[float] = []
+    alone: list[float] = []
+    for _ in range(rounds * 10):
+        inside.append(run(wrapped, repo)[0])
+        alone.append(run(["true"], repo)[0])
+    return inside, alone
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -322,6 +346,15 @@ def main() -> None:
         if name == "noop":
             line += f" (goal < 1 s) {verdict(per < 1.0)}"
         print(line)
+    measured = measure_sandbox(args.rounds)
+    if measured is not None:
+        inside, alone = measured
+        cost = (median(inside) - median(alone)) * 1000
+        print(
+            f"(c) sandbox: a call of true in bwrap {median(inside) * 1000:.1f} ms, alone "
+            f"{median(alone) * 1000:.1f} ms: {cost:.1f} ms per agent call (goal < 50 ms) "
+            f"{verdict(cost < 50)}"
+        )
     phases = details.get("game-phases")
     if isinstance(phases, dict) and phases:
         shown = ", ".join(f"{phase} {median(values):.3f} s" for phase, values in phases.items())

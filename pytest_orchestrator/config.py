@@ -162,6 +162,12 @@ class OrchestrationConfig(BaseModel):
         None, description="Agent turns one call may take (claude's --max-turns); None: its own"
     )
     max_iterations: int = Field(10, description="Gap-closure iterations at most")
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        "auto", description="What agent calls and re-audits run in (agents.sandbox)"
+    )
+    sandbox_writable: tuple[Path, ...] = Field(
+        (), description="More paths the sandboxed calls may write (absolute)"
+    )
     confirm: Literal["ask", "yes", "no"] = "ask"
     allow_dirty: bool = False
     develop: bool = False
@@ -355,6 +361,33 @@ class OrchestrationConfig(BaseModel):
         if text not in ("ask", "yes", "no"):
             raise ValueError(f"{value!r} is not ask, yes or no")
         return text
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in ("auto", "bwrap", "none"):
+            raise ValueError(
+                f"{value!r} is not auto, bwrap or none (auto: bwrap where it works, else "
+                "none with a warning)"
+            )
+        return text
+
+    @field_validator("sandbox_writable", mode="before")
+    @classmethod
+    def _writable(cls, value: Any, info: ValidationInfo) -> tuple[Path, ...]:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        rootdir = Path((info.context or {}).get("rootdir") or Path.cwd())
+        paths = []
+        for item in (str(v).strip() for v in items):
+            if not item:
+                continue
+            path = Path(os.path.expanduser(item))
+            path = path if path.is_absolute() else rootdir / path
+            if not path.exists():
+                raise ValueError(f"{item!r} does not exist; give an existing file or directory")
+            paths.append(path)
+        return tuple(paths)
 
     @field_validator("guard", mode="before")
     @classmethod

@@ -303,6 +303,9 @@ class AgentCall(_Model):
     cost_source: Literal["reported", "computed", "estimated", "free", "none"] = "none"
     duration: float = Field(0.0, ge=0)
     outcome: str = Field(description="ok, or the error kind: timeout, rate_limit, auth, ...")
+    sandbox: Literal["bwrap", "none"] = Field(
+        "none", description="What the call ran in: bubblewrap, or no sandbox"
+    )
     message: str | None = None
     warnings: list[str] = Field(default_factory=list, description="e.g. a model with no price")
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 EXIT_GATE_FAILED = 6
 
 ORCHESTRATOR_KEY = pytest.StashKey["Orchestrator"]()
+LOCK_KEY = pytest.StashKey[Any]()
 
 
 def _flatten(groups: list[Any]) -> list[Auditor]:
@@ -117,6 +118,16 @@ class Orchestrator:
             )
         elif settings.agents and not config.getoption("collectonly", default=False):
             cls._check_loop(config, settings)
+        if not child_report and (
+            settings.agents or any(d.startswith("agent:") for d in settings.dimensions)
+        ):
+            from pytest_orchestrator.agents.sandbox import SandboxUnavailable
+            from pytest_orchestrator.auditors.agent import session_sandbox
+
+            try:
+                session_sandbox(config, settings)
+            except SandboxUnavailable as exc:
+                raise pytest.UsageError(f"--orchestrate-sandbox=bwrap: {exc}") from None
         auditors = [offered[d] for d in settings.dimensions]
         orchestrator = cls(config, settings, auditors)
         orchestrator._child = Path(child_report) if child_report else None
@@ -154,23 +165,42 @@ class Orchestrator:
 
     @staticmethod
     def _check_loop(config: pytest.Config, settings: OrchestrationConfig) -> None:
-        """Gap closure needs git (snapshots, the guard) and, unless allowed, a clean tree.
+        """Gap closure needs git (snapshots, the guard), unless allowed a clean tree, and
+        the repository to itself: the loop's lock (``loop.lock``) is taken here, before the
+        tests, and held until pytest exits.
 
         :raises pytest.UsageError: one line saying what to do.
         """
-        from pytest_orchestrator.loop.snapshot import SnapshotError, git_root, is_dirty
+        from pytest_orchestrator.loop.lock import LockHeld, LoopLock
+        from pytest_orchestrator.loop.snapshot import SnapshotError, git_dirs, git_root, is_dirty
 
         try:
             root = git_root(config.rootpath)
-            dirty = is_dirty(root)
+            common = git_dirs(root)[1]
         except SnapshotError as exc:
             raise pytest.UsageError(f"--orchestrate-agent: {exc}") from None
+        try:
+            lock = LoopLock.acquire(common, config.rootpath)
+        except LockHeld as exc:
+            raise pytest.UsageError(f"--orchestrate-agent: {exc}") from None
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"--orchestrate-agent: cannot open the loop's lock in {common}: {exc}"
+            ) from None
+        try:
+            dirty = is_dirty(root)
+        except SnapshotError as exc:
+            lock.release()
+            raise pytest.UsageError(f"--orchestrate-agent: {exc}") from None
         if dirty and not settings.allow_dirty:
+            lock.release()
             raise pytest.UsageError(
                 "--orchestrate-agent: the working tree has uncommitted changes; commit or "
                 "stash them first, or give --orchestrate-allow-dirty (each iteration's "
                 "snapshot then keeps them)"
             )
+        config.stash[LOCK_KEY] = lock
+        config.add_cleanup(lock.release)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -404,7 +434,7 @@ class Orchestrator:
         from pytest_orchestrator.agents.base import AgentSpec
         from pytest_orchestrator.agents.pricing import PricingTable
         from pytest_orchestrator.agents.runner import AgentRunner
-        from pytest_orchestrator.auditors.agent import ledger
+        from pytest_orchestrator.auditors.agent import ledger, session_sandbox
         from pytest_orchestrator.loop.engine import Loop, load, sessions_dir
 
         settings = self.settings
@@ -420,6 +450,7 @@ class Orchestrator:
             spending,
             PricingTable.load(list(settings.pricing), settings.pricing_file),
             retries=settings.agent_retries,
+            sandbox=session_sandbox(self.config, settings),
         )
         assert self.observer is not None
         start = self.observer.observation(self.config, self.config.rootpath)

@@ -131,6 +131,15 @@ OPTIONS = (
         "ask|yes|no",
     ),
     Option(
+        "--orchestrate-sandbox",
+        "orchestrate_sandbox",
+        "orchestrate_sandbox",
+        "sandbox",
+        "What agent calls and gap closure's re-audits run in: auto (bubblewrap where it "
+        "works, else none with a warning), bwrap (required) or none (default: auto)",
+        "auto|bwrap|none",
+    ),
+    Option(
         "--orchestrate-allow-dirty",
         "orchestrate_allow_dirty",
         "orchestrate_allow_dirty",
@@ -235,6 +244,7 @@ INI_ONLY = {
     "orchestrate_min_acceptable_score": "min_acceptable_score",
     "orchestrate_guard": "guard",
     "orchestrate_guard_core_files": "guard_core_files",
+    "orchestrate_sandbox_writable": "sandbox_writable",
 }
 
 _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
@@ -298,6 +308,10 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     "orchestrate_guard": (
         "args",
         "Guard thresholds: max_lines_removed=50 max_files_modified=5 confirm_at=medium",
+    ),
+    "orchestrate_sandbox_writable": (
+        "linelist",
+        "More paths the sandboxed agent calls and re-audits may write, one per line",
     ),
     "orchestrate_guard_core_files": (
         "linelist",

@@ -25,6 +25,7 @@ from pytest_orchestrator.agents.adapters import (
 )
 from pytest_orchestrator.agents.base import AgentRequest, AgentResult, AgentSpec
 from pytest_orchestrator.agents.pricing import CHARS_PER_TOKEN, PricingTable
+from pytest_orchestrator.agents.sandbox import Sandbox
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake CLIs are POSIX scripts")
 
@@ -41,6 +42,7 @@ class Fakes:
     env: dict[str, str]
     log: Path
     repo: Path
+    sandbox: Sandbox | None = None
 
     def run(
         self,
@@ -69,7 +71,7 @@ class Fakes:
         if "edit_file" in fake:
             env["FAKE_AGENT_EDIT"] = fake.pop("edit_file")
         env.update({f"FAKE_AGENT_{key.upper()}": value for key, value in fake.items()})
-        return ADAPTERS[spec.name](spec).run(request, env, TABLE)
+        return ADAPTERS[spec.name](spec).run(request, env, TABLE, self.sandbox)
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -77,15 +79,21 @@ class Fakes:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-@pytest.fixture
-def fakes(tmp_path: Path) -> Fakes:
+@pytest.fixture(params=["none", "bwrap"])
+def fakes(tmp_path: Path, request: pytest.FixtureRequest) -> Fakes:
+    """The fakes, run without a sandbox and inside bubblewrap (its log directory made
+    writable there)."""
     bin_dir = install_fakes(tmp_path / "bin")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_AGENT_")}
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", os.defpath)])
-    env["FAKE_AGENT_LOG"] = str(tmp_path / "calls.jsonl")
+    env["FAKE_AGENT_LOG"] = str(bin_dir / "calls.jsonl")
     repo = tmp_path / "repo"
     repo.mkdir()
-    return Fakes(env, tmp_path / "calls.jsonl", repo)
+    sandbox = None
+    if request.param == "bwrap":
+        request.getfixturevalue("bwrap")
+        sandbox = Sandbox.choose("bwrap", [bin_dir])
+    return Fakes(env, bin_dir / "calls.jsonl", repo, sandbox)
 
 
 def request(edit: bool, **values: Any) -> AgentRequest:
@@ -250,10 +258,8 @@ def test_the_agent_environment_lacks_pytest_addopts(fakes: Fakes) -> None:
 
 
 @pytest.mark.parametrize("agent", AGENTS)
-def test_edits_happen_only_when_the_argv_allows_them(
-    fakes: Fakes, tmp_path: Path, agent: str
-) -> None:
-    target = tmp_path / "module.py"
+def test_edits_happen_only_when_the_argv_allows_them(fakes: Fakes, agent: str) -> None:
+    target = fakes.repo / "module.py"
     target.write_text("x = 1\n")
     assert fakes.run(agent, edit=False, edit_file=str(target)).ok
     assert target.read_text() == "x = 1\n"
@@ -534,7 +540,7 @@ def test_command_ruff_fix_changes_the_file_for_free(fakes: Fakes) -> None:
     source = fakes.repo / "mod.py"
     source.write_text("import os\n\nVALUE = 1\n")
     fakes.env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), fakes.env["PATH"]])
-    result = fakes.run("command:ruff check --fix --no-cache --select F401 mod.py")
+    result = fakes.run("command:ruff check --fix --no-cache --select F401 mod.py", edit=True)
     assert result.ok, result.error
     assert source.read_text().strip() == "VALUE = 1"  # the unused import is gone
     assert result.cost_usd == 0.0 and result.cost_source == "free"

@@ -38,6 +38,8 @@ def odoo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.P
     pytester.makepyfile(test_module="def test_ok():\n    assert True\n")
     bin_dir = install_fakes(pytester.path.parent / f"{pytester.path.name}-bin")
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    # the fakes' logs live beside them: writable in the agents' sandbox
+    monkeypatch.setenv("PYTEST_ORCHESTRATOR_SANDBOX_WRITABLE", str(bin_dir))
     monkeypatch.setenv("FAKE_AGENT_LOG", str(calls_log(pytester)))
     for name in [k for k in os.environ if k.startswith("FAKE_AGENT_") and k != "FAKE_AGENT_LOG"]:
         monkeypatch.delenv(name)
@@ -59,7 +61,7 @@ def run_audit(pytester: pytest.Pytester, *extra: str) -> tuple[pytest.RunResult,
 
 def calls_log(pytester: pytest.Pytester) -> Path:
     """The fake CLIs' log of this test (outside the project, so no tool audits it)."""
-    return pytester.path.parent / f"{pytester.path.name}-agent-calls.jsonl"
+    return pytester.path.parent / f"{pytester.path.name}-bin" / "agent-calls.jsonl"
 
 
 def agent_calls(pytester: pytest.Pytester) -> list[dict[str, object]]:

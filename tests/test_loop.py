@@ -60,6 +60,8 @@ def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(root, "commit", "-q", "-m", "start")
     bin_dir = install_fakes(root.parent / f"{root.name}-bin")
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    # the fakes' scripts and logs live beside them: writable in the agents' sandbox
+    monkeypatch.setenv("PYTEST_ORCHESTRATOR_SANDBOX_WRITABLE", str(bin_dir))
     for name in [k for k in os.environ if k.startswith("FAKE_AGENT_")]:
         monkeypatch.delenv(name)
     return root
@@ -72,7 +74,7 @@ def commit_all(root: Path, message: str) -> None:
 
 def edit_script(root: Path, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the fake agent does to the tree when it may edit (FAKE_AGENT_SCRIPT)."""
-    script = root.parent / f"{root.name}-edit.py"
+    script = root.parent / f"{root.name}-bin" / "edit.py"
     script.write_text(textwrap.dedent(source))
     monkeypatch.setenv("FAKE_AGENT_SCRIPT", str(script))
 
@@ -660,7 +662,7 @@ def test_max_turns_reaches_the_loops_agent(
 ) -> None:
     (repo / "tests" / "test_fails.py").write_text("def test_it():\n    assert 1 == 2\n")
     commit_all(repo, "a failing test")
-    log = repo.parent / f"{repo.name}-calls.jsonl"  # the fake CLIs record their argv here
+    log = repo.parent / f"{repo.name}-bin" / "calls.jsonl"  # the fakes record their argv
     monkeypatch.setenv("FAKE_AGENT_LOG", str(log))
     done, report = gate(
         repo,

@@ -44,8 +44,11 @@ def git(root: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def repo(pytester: pytest.Pytester) -> Path:
+def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = pytester.path
+    scripts = root.parent / f"{root.name}-agent"
+    scripts.mkdir()
+    monkeypatch.setenv("PYTEST_ORCHESTRATOR_SANDBOX_WRITABLE", str(scripts))
     files = {
         "pkg/__init__.py": "",
         "pkg/calc.py": CALC,
@@ -92,8 +95,10 @@ def everything(root: Path) -> dict[str, bytes]:
 
 
 def agent(root: Path, source: str) -> str:
-    """``command:PYTHON SCRIPT``: a hostile (or honest) agent as a Python script."""
-    script = root.parent / f"{root.name}-agent.py"
+    """``command:PYTHON SCRIPT``: a hostile (or honest) agent as a Python script, kept
+    beside the tree (readable in the sandbox: see the repo fixture)."""
+    script = root.parent / f"{root.name}-agent" / "agent.py"
+    script.parent.mkdir(exist_ok=True)
     script.write_text(textwrap.dedent(source))
     return f"--orchestrate-agent=command:{sys.executable} {script}"
 

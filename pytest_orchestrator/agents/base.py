@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
     from pytest_orchestrator.agents.pricing import PricingTable
+    from pytest_orchestrator.agents.sandbox import Sandbox
 
 ErrorKind = Literal[
     "timeout", "rate_limit", "auth", "bad_output", "nonzero_exit", "missing_executable", "budget"
@@ -120,6 +121,8 @@ class AgentRequest:
         default); only claude has such an option (``--max-turns``), the others ignore it.
     :ivar files: files to hand to CLIs that take them (aider).
     :ivar allow_all_paths: let copilot touch paths outside the repository.
+    :ivar tree: the working tree's top directory, writable in the sandbox when ``edit``
+        (None: ``cwd``).
     """
 
     prompt: str
@@ -130,6 +133,7 @@ class AgentRequest:
     max_turns: int | None = None
     files: tuple[str, ...] = ()
     allow_all_paths: bool = False
+    tree: Path | None = None
 
 
 @dataclass
@@ -153,6 +157,7 @@ class AgentResult:
     error: AgentError | None = None
     session_id: str | None = None
     warnings: list[str] = field(default_factory=list)
+    sandbox: str = "none"
 
     @property
     def ok(self) -> bool:
@@ -226,12 +231,21 @@ class Adapter:
         request: AgentRequest,
         env: dict[str, str] | None = None,
         pricing: PricingTable | None = None,
+        sandbox: Sandbox | None = None,
     ) -> AgentResult:
-        """Run the CLI once (no retries: see ``runner``); price the call with ``pricing``."""
+        """Run the CLI once (no retries: see ``runner``) in ``sandbox`` (default: none);
+        price the call with ``pricing``.
+
+        The prompt, stdout and stderr go through files in a private directory, not pipes:
+        the call ends when the CLI's own process exits (a process it left in the background
+        holding its output cannot keep us waiting), and then everything it started is
+        killed (its process group; in the sandbox, its PID namespace).
+        """
         from pytest_orchestrator.agents.pricing import price_result
 
         program = self.spec.argv[0] if self.spec.argv else self.executable
-        if shutil.which(program, path=(env or os.environ).get("PATH")) is None:
+        environment = agent_environment(env)
+        if shutil.which(program, path=environment.get("PATH")) is None:
             return self.result(
                 error=AgentError(
                     "missing_executable",
@@ -239,37 +253,53 @@ class Adapter:
                 )
             )
         started = time.monotonic()
+        kind = sandbox.kind if sandbox is not None else "none"
         with tempfile.TemporaryDirectory(prefix="pytest-orchestrator-agent-") as scratch:
+            folder = Path(scratch)
             prompt_file = None
             if self.prompt_via == "file":
-                prompt_file = Path(scratch) / "prompt.md"
+                prompt_file = folder / "prompt.md"
                 prompt_file.write_text(request.prompt, encoding="utf-8")
+            (folder / "stdin").write_text(
+                request.prompt if self.prompt_via == "stdin" else "", encoding="utf-8"
+            )
             argv = self.argv(request, prompt_file)
-            try:
-                process = subprocess.Popen(
+            if sandbox is not None:
+                argv = sandbox.wrap(
                     argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
+                    tree=request.tree or request.cwd,
                     cwd=request.cwd,
-                    env=agent_environment(env),
-                    start_new_session=True,  # its own process group: stopped as a whole
+                    edit=request.edit,
+                    home_state=self.state_paths(environment),
+                    writable=[folder],
+                    env=environment,
                 )
+            try:
+                with (
+                    open(folder / "stdin", "rb") as stdin,
+                    open(folder / "stdout", "wb") as stdout,
+                    open(folder / "stderr", "wb") as stderr,
+                ):
+                    process = subprocess.Popen(
+                        argv,
+                        stdin=stdin,
+                        stdout=stdout,
+                        stderr=stderr,
+                        cwd=request.cwd,
+                        env=environment,
+                        start_new_session=True,  # its own process group: stopped as a whole
+                    )
             except OSError as exc:
                 return self.result(error=AgentError("missing_executable", f"{program!r}: {exc}"))
             with _RUNNING_LOCK:
                 _RUNNING.add(process)
             try:
-                stdout, stderr = process.communicate(
-                    request.prompt if self.prompt_via == "stdin" else "", timeout=request.timeout
-                )
+                process.wait(timeout=request.timeout)
             except subprocess.TimeoutExpired:
                 _stop(process)
                 timed_out = self.result(
                     duration=round(time.monotonic() - started, 3),
+                    sandbox=kind,
                     error=AgentError(
                         "timeout", f"{self.name} gave no answer within {request.timeout:g} s"
                     ),
@@ -286,21 +316,44 @@ class Adapter:
             if process.returncode < 0 and _CANCELLED.is_set():
                 return self.result(
                     duration=round(time.monotonic() - started, 3),
+                    sandbox=kind,
                     error=AgentError("nonzero_exit", f"{self.name} was stopped: the session ended"),
                 )
-        done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
-        result = self.parse(done.stdout, done.stderr, done.returncode, request)
+            out = _read_output(folder / "stdout")
+            err = _read_output(folder / "stderr")
+        result = self.parse(out, err, process.returncode, request)
         result.duration = round(time.monotonic() - started, 3)
-        result.exit_status = done.returncode
+        result.exit_status = process.returncode
+        result.sandbox = kind
         return price_result(result, request, pricing)
 
+    def state_paths(self, env: dict[str, str]) -> list[str]:
+        """What the CLI keeps under ``$HOME`` (writable in the sandbox; see
+        :data:`~pytest_orchestrator.agents.sandbox.STATE_PATHS`)."""
+        from pytest_orchestrator.agents.sandbox import STATE_PATHS
 
-_RUNNING: set[subprocess.Popen[str]] = set()
+        return list(STATE_PATHS.get(self.name, ()))
+
+
+#: Bytes of an agent's stdout or stderr read back (its end is kept past this).
+OUTPUT_MAX = 64 << 20
+
+
+def _read_output(path: Path) -> str:
+    """A call's output file as text (UTF-8, errors replaced), at most :data:`OUTPUT_MAX`
+    bytes: its end when longer (a CLI's result comes last)."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - OUTPUT_MAX))
+        return handle.read().decode("utf-8", "replace")
+
+
+_RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
 _CANCELLED = threading.Event()
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     """Terminate ``process``'s group, wait up to 5 s for its leader, then kill what is
     left of the group (members may ignore SIGTERM), and reap it."""
     with contextlib.suppress(OSError):
@@ -310,7 +363,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
     with contextlib.suppress(OSError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
-        process.communicate(timeout=5)
+        process.wait(timeout=5)
 
 
 def cancelled() -> bool:

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from pytest_orchestrator.agents.base import (
     AgentError,
@@ -42,6 +43,9 @@ from pytest_orchestrator.agents.base import (
 )
 from pytest_orchestrator.agents.pricing import CHARS_PER_TOKEN, PricingTable
 from pytest_orchestrator.models import AgentCall, AgentUsage
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.agents.sandbox import Sandbox
 
 #: Output tokens a call is assumed to produce before a call of the session has produced
 #: more: one answer of 4,096 tokens, a common default ``max_tokens`` of the model APIs.
@@ -93,6 +97,7 @@ class Ledger:
             cost_source=result.cost_source if result.cost_usd is not None else "none",
             duration=result.duration,
             outcome="ok" if result.error is None else result.error.kind,
+            sandbox="bwrap" if result.sandbox == "bwrap" else "none",
             message=result.error.message if result.error else None,
             warnings=list(result.warnings),
         )
@@ -114,6 +119,7 @@ class AgentRunner:
     :param backoff: seconds before the first retry; doubled each time.
     :param max_wait: seconds of backoff per agent in all.
     :param sleep: how to wait (tests pass a recorder).
+    :param sandbox: what every call runs in (``agents.sandbox``); None: no sandbox.
     """
 
     def __init__(
@@ -127,6 +133,7 @@ class AgentRunner:
         max_wait: float = 60.0,
         env: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        sandbox: Sandbox | None = None,
     ) -> None:
         if not specs:
             raise ValueError("no agent given")
@@ -138,6 +145,7 @@ class AgentRunner:
         self.max_wait = max_wait
         self.env = env
         self.sleep = sleep
+        self.sandbox = sandbox
 
     def worst_case(self, spec: AgentSpec, request: AgentRequest) -> tuple[float, str]:
         """What one attempt of ``request`` with ``spec`` is assumed to cost at most, in USD,
@@ -193,7 +201,12 @@ class AgentRunner:
                     self.ledger.record(result, purpose, attempt)
                     last = result
                     break  # a cheaper agent further down the chain may still fit
-                result = adapter.run(replace(request, budget_usd=left), self.env, self.pricing)
+                result = adapter.run(
+                    replace(request, budget_usd=left), self.env, self.pricing, self.sandbox
+                )
+                warning = self.sandbox.warning if self.sandbox is not None else None
+                if warning is not None:
+                    result.warnings.append(warning)
                 previous = result
                 self.ledger.record(result, purpose, attempt)
                 last = result

@@ -18,6 +18,7 @@ is executed or changes any setting.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +32,22 @@ from pytest_orchestrator.redact import redact_text
 if TYPE_CHECKING:
     from pytest_orchestrator.agents.base import AgentResult
     from pytest_orchestrator.agents.runner import Ledger
+    from pytest_orchestrator.agents.sandbox import Sandbox
     from pytest_orchestrator.config import OrchestrationConfig
     from pytest_orchestrator.models import AuditResult, Deduction, Discovery, Finding
 
 LEDGER_KEY = pytest.StashKey["Ledger"]()
+
+
+def _tree(rootdir: Path) -> Path:
+    """The top of the git working tree holding ``rootdir``, else ``rootdir``."""
+    from pytest_orchestrator.loop.snapshot import SnapshotError, toplevel
+
+    try:
+        top, _ = toplevel(rootdir)
+    except SnapshotError:
+        top = None
+    return top or rootdir
 
 
 def ledger(config: pytest.Config, budget_usd: float | None) -> Ledger:
@@ -44,6 +57,24 @@ def ledger(config: pytest.Config, budget_usd: float | None) -> Ledger:
     if LEDGER_KEY not in config.stash:
         config.stash[LEDGER_KEY] = Ledger(budget_usd=budget_usd)
     return config.stash[LEDGER_KEY]
+
+
+SANDBOX_KEY = pytest.StashKey["Sandbox"]()
+
+
+def session_sandbox(config: pytest.Config, settings: OrchestrationConfig) -> Sandbox:
+    """The session's :class:`~pytest_orchestrator.agents.sandbox.Sandbox` (chosen once).
+
+    :raises SandboxUnavailable: ``--orchestrate-sandbox=bwrap`` and bwrap does not work.
+    """
+    from pytest_orchestrator.agents.sandbox import WRITABLE_ENV, Sandbox
+
+    if SANDBOX_KEY not in config.stash:
+        extra = [Path(p) for p in os.environ.get(WRITABLE_ENV, "").split(os.pathsep) if p]
+        config.stash[SANDBOX_KEY] = Sandbox.choose(
+            settings.sandbox, [*settings.sandbox_writable, *extra]
+        )
+    return config.stash[SANDBOX_KEY]
 
 
 class AgentAuditor(Auditor):
@@ -81,10 +112,12 @@ class AgentAuditor(Auditor):
             ledger(self.config, settings.budget_usd),
             pricing,
             retries=settings.agent_retries,
+            sandbox=session_sandbox(self.config, settings),
         )
         request = AgentRequest(
             prompt=prompt,
             cwd=context.rootdir,
+            tree=_tree(context.rootdir),
             timeout=settings.agent_timeout,
             edit=False,
             max_turns=settings.max_turns,

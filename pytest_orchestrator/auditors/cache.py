@@ -17,8 +17,8 @@ project. Set ``PYTEST_ORCHESTRATOR_AUDIT_CACHE=0`` to turn it off.
 **Key.** A cache file is used only when its key matches: the tool, the executable's path,
 size and modification time, the tool's distribution version, the rootdir, the argv options
 we pass (``--select``, ``-c``, ...), the content of every configuration file the tool may
-read, and the tool's environment variables (``RUFF_*``). Per file, the entry holds the
-SHA-256 of the file's content and the tool's results for it.
+read, and the tool's environment variables (``RUFF_*``, but ``RUFF_CACHE_DIR``). Per file,
+the entry holds the SHA-256 of the file's content and the tool's results for it.
 
 - **ruff**: the files are what ``ruff check --show-files`` lists with the same options
   (ruff's own includes, excludes and ``.gitignore`` handling); changed files are passed
@@ -289,7 +289,11 @@ def ruff_plan(context: AuditContext, ruff: str, options: list[str]) -> CachePlan
         for path in configs:
             if path.is_file() and _EXTEND.search(path.read_text(encoding="utf-8")):
                 return None
-        env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("RUFF_"))
+        env = sorted(
+            f"{k}={v}"
+            for k, v in os.environ.items()
+            if k.startswith("RUFF_") and k != "RUFF_CACHE_DIR"  # where, not what, it finds
+        )
         key = text_digest(
             [
                 "ruff",

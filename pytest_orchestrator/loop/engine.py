@@ -477,9 +477,14 @@ class Loop:
             with self._timed("agent"):
                 result = self._call_agent(prompt, number)
             iteration.cost_usd = round(self.ledger.spent_usd - spent_before, 6)
-            with self._timed("diff"):
-                changes = snapshot.diff()
-                snapshot.drop_caches(changes)  # compiled code the agent wrote is never run
+            try:
+                with self._timed("diff"):
+                    changes = snapshot.diff()
+                    snapshot.drop_caches(changes)  # compiled code the agent wrote never runs
+            except SnapshotError as exc:  # git cannot read the repository any more
+                self._roll_back(snapshot, iteration, f"refused: the agent broke git ({exc})")
+                settled = True
+                return
             iteration.files = [
                 c.path for c in changes.changes if not (c.ignored and is_cache(c.path))
             ]
@@ -539,6 +544,7 @@ class Loop:
             AgentRequest(
                 prompt=prompt,
                 cwd=self.rootdir,
+                tree=self.origin.root if self.origin is not None else None,
                 timeout=self.settings.agent_timeout,
                 edit=True,
                 max_turns=self.settings.max_turns,
@@ -844,6 +850,19 @@ class Loop:
             if self.config.pluginmanager.has_plugin("cacheprovider"):
                 extra += ["-o", f"cache_dir={private / 'pytest-cache'}"]
             argv = [sys.executable, "-m", "pytest", *child_args(self.state.args), *extra]
+            sandbox = self.runner.sandbox
+            if sandbox is not None and sandbox.kind == "bwrap" and self.origin is not None:
+                # the agent's code runs here: contained like the agent; ruff keeps its own
+                # cache by its configuration, maybe outside the tree: a private one instead
+                env["RUFF_CACHE_DIR"] = str(private / "ruff-cache")
+                argv = sandbox.wrap(
+                    argv,
+                    tree=self.origin.root,
+                    cwd=self.config.invocation_params.dir,
+                    readable=[Path(sys.executable).parent],
+                    writable=[Path(scratch), private],
+                    env=env,
+                )
             child = subprocess.Popen(
                 argv,
                 cwd=self.config.invocation_params.dir,

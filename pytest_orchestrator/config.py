@@ -143,7 +143,14 @@ class OrchestrationConfig(BaseModel):
     reports: tuple[ReportSpec, ...] = (ReportSpec(type="terminal"),)
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     min_scores: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIN_SCORES))
-    unavailable: Literal["skip", "zero", "fail"] = "skip"
+    unavailable: Literal["skip", "zero", "fail"] = Field(
+        "fail",
+        description="An unavailable dimension: fail (left out of the score, fails the gate), "
+        "skip (left out of the score) or zero (counts as 0)",
+    )
+    allow_unavailable: tuple[str, ...] = Field(
+        (), description="Dimensions whose unavailability does not fail the gate (skipped)"
+    )
     severity_map: dict[str, Severity] = Field(default_factory=dict)
     severity_points: dict[Severity, float] = Field(
         default_factory=lambda: dict(DEFAULT_SEVERITY_POINTS)
@@ -255,6 +262,21 @@ class OrchestrationConfig(BaseModel):
         merged = dict(DEFAULT_MIN_SCORES)
         merged.update({k: _number(v, f"minimum score for {k}") for k, v in pairs.items()})
         return merged
+
+    @field_validator("allow_unavailable", mode="before")
+    @classmethod
+    def _allow_unavailable(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        names = _split(value)
+        known = set((info.context or {}).get("known_dimensions") or BUILTIN_DIMENSIONS)
+        for name in names:
+            if name not in known and not name.startswith("agent:"):
+                raise ValueError(f"unknown dimension {name!r}; known: {', '.join(sorted(known))}")
+        return tuple(dict.fromkeys(names))
+
+    def unavailable_rule(self, dimension: str) -> Literal["skip", "zero", "fail"]:
+        """What ``dimension`` being unavailable does: ``skip`` when it is in
+        ``allow_unavailable``, else ``orchestrate_unavailable``."""
+        return "skip" if dimension in self.allow_unavailable else self.unavailable
 
     @field_validator("severity_map", mode="before")
     @classmethod

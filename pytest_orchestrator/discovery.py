@@ -31,9 +31,52 @@ def count_lines(text: str) -> int:
     )
 
 
+def _declared_name(rootdir: Path) -> str | None:
+    """The distribution name in ``setup.cfg`` (``[metadata] name``), ``setup.py`` (a
+    literal ``name=`` of the ``setup()`` call) or ``PKG-INFO`` (an sdist's ``Name:``)."""
+    import ast
+    import configparser
+
+    setup_cfg = rootdir / "setup.cfg"
+    if setup_cfg.is_file():
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(setup_cfg.read_text(encoding="utf-8", errors="replace"))
+            name = parser.get("metadata", "name", fallback="").strip()
+        except (configparser.Error, OSError):
+            name = ""
+        if name:
+            return name
+    setup_py = rootdir / "setup.py"
+    if setup_py.is_file():
+        try:
+            tree = ast.parse(setup_py.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError, OSError):
+            tree = None
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup":
+                for keyword in node.keywords:
+                    value = keyword.value
+                    if keyword.arg == "name" and isinstance(value, ast.Constant):
+                        return str(value.value)
+    pkg_info = rootdir / "PKG-INFO"
+    if pkg_info.is_file():
+        try:
+            for line in pkg_info.read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.startswith("Name:"):
+                    return line.split(":", 1)[1].strip() or None
+                if not line.strip():
+                    break
+        except OSError:
+            pass
+    return None
+
+
 def _project_name(rootdir: Path) -> tuple[str, str]:
-    """(name, dependency text) from pyproject.toml / requirements files."""
-    name = rootdir.name
+    """(name, dependency text) from pyproject.toml (``[project]``, poetry), else
+    ``setup.cfg``, ``setup.py`` or ``PKG-INFO``, else the directory's name; the
+    dependencies from pyproject.toml and requirements files."""
+    name = ""
     deps = ""
     pyproject = rootdir / "pyproject.toml"
     if pyproject.is_file():
@@ -42,9 +85,7 @@ def _project_name(rootdir: Path) -> tuple[str, str]:
         except (OSError, ValueError):
             data = {}
         project = data.get("project", {})
-        name = str(
-            project.get("name") or data.get("tool", {}).get("poetry", {}).get("name") or name
-        )
+        name = str(project.get("name") or data.get("tool", {}).get("poetry", {}).get("name") or "")
         deps = "\n".join(str(d) for d in project.get("dependencies", []))
         deps += "\n" + "\n".join(data.get("tool", {}).get("poetry", {}).get("dependencies", {}))
     for req in sorted(rootdir.glob("requirements*.txt")):
@@ -52,7 +93,7 @@ def _project_name(rootdir: Path) -> tuple[str, str]:
             deps += "\n" + req.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-    return name, deps
+    return name or _declared_name(rootdir) or rootdir.name, deps
 
 
 def _has_manifest(rootdir: Path, depth: int = 3) -> bool:

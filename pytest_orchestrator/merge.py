@@ -217,6 +217,7 @@ def scoring_settings(config: ConfigSummary) -> OrchestrationConfig:
         weights=dict(config.weights),
         min_scores=dict(config.min_scores),
         unavailable=unavailable,
+        allow_unavailable=tuple(config.allow_unavailable),
     )
 
 
@@ -312,6 +313,7 @@ def _check_config(shards: Sequence[Shard], target_score: float | None) -> Config
             "fail_on": sorted(s.value for s in config.fail_on),
             "min_scores": config.min_scores,
             "unavailable": config.unavailable,
+            "allow_unavailable": sorted(config.allow_unavailable),
         }
 
     expected = key(base)

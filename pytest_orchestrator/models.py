@@ -238,6 +238,10 @@ class ConfigSummary(_Model):
     weights: dict[str, float]
     min_scores: dict[str, float]
     unavailable: str
+    allow_unavailable: list[str] = Field(
+        default_factory=list,
+        description="Dimensions that may be unavailable without failing the gate (schema 1.1)",
+    )
 
 
 class RemoteRun(_Model):

@@ -559,7 +559,7 @@ def exclusion_regex(config: pytest.Config) -> str:
     with warnings.catch_warnings(), cwd(config.rootpath):
         warnings.simplefilter("ignore")
         if cov is None:
-            cov = _configured(config.rootpath)
+            cov = _configured(config.rootpath)[0]
         return join_regex(cov.get_exclude_list())
 
 
@@ -761,13 +761,25 @@ def score_words(report: Report) -> str:
     ``'new-code score 95.00 (target 90.00) on 12 changed lines in 2 files; overall 78.80'``."""
     verdict, overall = report.verdict, report.score.overall
     if verdict.scope != "new code" or report.new_code is None:
-        return f"score {overall:.2f} (target {verdict.target:.2f})"
+        return f"score {overall:.2f} (target {verdict.target:.2f}){over_words(report)}"
     new = report.new_code
     judged = f"{new.score.overall:.2f}" if new.score is not None else "not applicable"
     return (
         f"new-code score {judged} (target {verdict.target:.2f}) on {size_words(new)}; "
         f"overall {overall:.2f}"
     )
+
+
+def over_words(report: Report) -> str:
+    """``'; over tests, lint (coverage unavailable)'`` when a dimension with a weight was
+    left out of the score; '' when every one counted."""
+    rows = [d for d in report.score.dimensions if d.weight > 0]
+    missing = [d for d in rows if not d.counted]
+    if not missing:
+        return ""
+    counted = ", ".join(d.dimension for d in rows if d.counted) or "no dimension"
+    left = ", ".join(f"{d.dimension} {d.status}" for d in missing)
+    return f"; over {counted} ({left})"
 
 
 def new_code_scores(report: Report) -> dict[str, str] | None:

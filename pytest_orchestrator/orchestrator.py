@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 EXIT_GATE_FAILED = 6
 
 ORCHESTRATOR_KEY = pytest.StashKey["Orchestrator"]()
-LOCK_KEY = pytest.StashKey[Any]()
 
 
 def _flatten(groups: list[Any]) -> list[Auditor]:
@@ -199,7 +198,6 @@ class Orchestrator:
                 "stash them first, or give --orchestrate-allow-dirty (each iteration's "
                 "snapshot then keeps them)"
             )
-        config.stash[LOCK_KEY] = lock
         config.add_cleanup(lock.release)
 
     @pytest.hookimpl(tryfirst=True)
@@ -328,6 +326,7 @@ class Orchestrator:
                 weights={d: settings.weight(d) for d in dimensions},
                 min_scores=settings.min_scores,
                 unavailable=settings.unavailable,
+                allow_unavailable=list(settings.allow_unavailable),
             ),
             audits=results,
             score=score,

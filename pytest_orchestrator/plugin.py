@@ -231,6 +231,7 @@ INI_ONLY = {
     "orchestrate_weights": "weights",
     "orchestrate_min_scores": "min_scores",
     "orchestrate_unavailable": "unavailable",
+    "orchestrate_allow_unavailable": "allow_unavailable",
     "orchestrate_severity_map": "severity_map",
     "orchestrate_severity_points": "severity_points",
     "orchestrate_ruff_select": "ruff_select",
@@ -258,8 +259,13 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     ),
     "orchestrate_unavailable": (
         "string",
-        "What an unavailable dimension does: skip (left out of the score, default), "
-        "zero (counts as 0) or fail (fails the gate)",
+        "What an unavailable dimension does: fail (fails the gate, default), "
+        "skip (left out of the score) or zero (counts as 0)",
+    ),
+    "orchestrate_allow_unavailable": (
+        "args",
+        "Dimensions that may be unavailable without failing the gate (left out of the "
+        "score), e.g. security agent:security",
     ),
     "orchestrate_severity_map": (
         "linelist",

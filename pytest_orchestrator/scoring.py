@@ -120,7 +120,7 @@ def overall_score(results: Sequence[AuditResult], settings: OrchestrationConfig)
         weight = settings.weight(result.dimension)
         if result.status == "ok" and result.score is not None:
             value: float | None = result.score
-        elif settings.unavailable == "zero":
+        elif settings.unavailable_rule(result.dimension) == "zero":
             value = 0.0
         else:
             value = None
@@ -208,16 +208,23 @@ def _fail_on(
 
 
 def _available(result: AuditResult, settings: OrchestrationConfig) -> GateCondition:
-    rule = settings.unavailable
+    """A requested dimension that could not be measured fails the gate, unless allowed
+    (``orchestrate_allow_unavailable``) or ``orchestrate_unavailable`` says skip or zero:
+    a gate whose score rose when a measurement broke would invite breaking it."""
+    rule = settings.unavailable_rule(result.dimension)
+    allowed = result.dimension in settings.allow_unavailable
+    if rule == "fail":
+        message = f"{result.dimension} {result.status}: {result.reason}"
+    else:
+        how = (
+            "allowed by orchestrate_allow_unavailable"
+            if allowed
+            else (f"orchestrate_unavailable = {rule}")
+        )
+        effect = "left out of the score" if rule == "skip" else "counted as 0"
+        message = f"{result.dimension} {result.status} ({result.reason}); {how}: {effect}"
     return GateCondition(
-        name=f"{result.dimension} available",
-        passed=rule != "fail",
-        message=f"{result.dimension} {result.status} ({result.reason}); "
-        + {
-            "skip": "left out of the score",
-            "zero": "counted as 0",
-            "fail": "orchestrate_unavailable = fail",
-        }[rule],
+        name=f"{result.dimension} available", passed=rule != "fail", message=message
     )
 
 

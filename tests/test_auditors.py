@@ -107,13 +107,24 @@ def test_broken_ruff_configuration_makes_lint_unavailable(demo: pytest.Pytester)
         "--orchestrate", "-k", "not discount", "--orchestrate-dimensions=tests,lint"
     )
 
-    assert result.ret == pytest.ExitCode.OK  # lint left out of the score; tests pass
-    result.stdout.fnmatch_lines(["*! lint is unavailable: ruff failed (exit 2): *-> left out*"])
+    assert result.ret == 6  # the tests pass, but lint could not be measured
+    result.stdout.fnmatch_lines(
+        [
+            "*! lint is unavailable: ruff failed (exit 2): *-> the gate fails*",
+            "Quality gate FAILED: score 100.00 (target 90.00); over tests (lint unavailable)",
+            "*FAIL lint unavailable: ruff failed (exit 2): *",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
 @pytest.mark.parametrize(
-    ("rule", "ret", "line"), [("zero", 6, "counted as 0"), ("fail", 6, "the gate fails")]
+    ("rule", "ret", "line"),
+    [
+        ("zero", 6, "counted as 0"),
+        ("fail", 6, "the gate fails"),
+        ("skip", 0, "left out of the score (orchestrate_unavailable = skip)"),
+    ],
 )
 def test_unavailable_rule(demo: pytest.Pytester, rule: str, ret: int, line: str) -> None:
     with (demo.path / "pyproject.toml").open("a") as handle:

@@ -217,8 +217,9 @@ def test_unavailable_coverage_cannot_pass_the_coverage_ratchet() -> None:
 
     assert not verdict.passed
     assert [c.message for c in verdict.conditions if not c.passed] == [
+        "coverage unavailable: coverage is missing",
         "coverage unavailable in this run (coverage is missing), so it cannot be compared "
-        "with the baseline's 80.00"
+        "with the baseline's 80.00",
     ]
 
 

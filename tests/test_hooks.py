@@ -72,9 +72,14 @@ def test_crashing_auditor_is_unavailable_not_a_traceback(pytester: pytest.Pytest
     pytester.makepyfile(PASSING)
     result = pytester.runpytest("--orchestrate", "--orchestrate-dimensions=tests,broken")
 
-    assert result.ret == pytest.ExitCode.OK
+    assert result.ret == 6  # a requested dimension that could not be measured fails the gate
     result.stdout.fnmatch_lines(
-        ["*! broken is unavailable: auditor Broken crashed: RuntimeError: boom -> left out*"]
+        [
+            "*! broken is unavailable: auditor Broken crashed: RuntimeError: boom -> the gate "
+            "fails (allow it with orchestrate_allow_unavailable)",
+            "Quality gate FAILED: score 100.00 (target 90.00); over tests (broken unavailable)",
+            "*FAIL broken unavailable: auditor Broken crashed: RuntimeError: boom",
+        ]
     )
     assert "Traceback" not in result.stdout.str()
 
@@ -98,11 +103,21 @@ def test_a_tool_auditor_failing_in_its_start_thread_is_unavailable(
         "    return [Broken()]\n"
     )
     pytester.makepyfile(PASSING)
-    result = pytester.runpytest("--orchestrate", "--orchestrate-dimensions=tests,broken")
+    result = pytester.runpytest(
+        "--orchestrate",
+        "--orchestrate-dimensions=tests,broken",
+        "-o",
+        "orchestrate_allow_unavailable=broken",
+    )
 
-    assert result.ret == pytest.ExitCode.OK
+    assert result.ret == pytest.ExitCode.OK  # allowed to be unavailable
     result.stdout.fnmatch_lines(
-        ["*! broken is unavailable: auditor Broken crashed: ValueError: no argv -> left out*"]
+        [
+            "*! broken is unavailable: auditor Broken crashed: ValueError: no argv -> left out "
+            "of the score (orchestrate_allow_unavailable)",
+            "*ok   broken unavailable (auditor Broken crashed: ValueError: no argv); allowed by "
+            "orchestrate_allow_unavailable: left out of the score",
+        ]
     )
 
 

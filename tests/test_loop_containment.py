@@ -408,3 +408,165 @@ def test_a_read_only_call_cannot_write_the_tree_in_the_sandbox(repo: Path, bwrap
     )
     assert result.error is not None and "Read-only file system" in result.error.message
     assert not (repo / "x.txt").exists()
+
+
+def test_the_loops_own_session_files_survive_an_agent_that_unignores_them(
+    repo: Path,
+) -> None:
+    """The repository does not ignore ``.pytest_cache`` itself: the directory's own
+    ``.gitignore`` does. An agent that deletes it makes the session files look untracked;
+    the rollback must not delete them."""
+    (repo / ".gitignore").write_text("__pycache__/\n.ruff_cache/\nout/\n")
+    git(repo, "commit", "-qam", "no .pytest_cache line")
+    source = "import os\nos.remove('.pytest_cache/.gitignore')\nopen('notes.txt', 'w').write('x')\n"
+    _, first = gate(repo, agent(repo, source), "--orchestrate-sandbox=none")
+    _, second = gate(repo, agent(repo, source), "--orchestrate-sandbox=none")
+
+    assert first.loop is not None and second.loop is not None
+    sessions = repo / ".pytest_cache" / "d" / "orchestrator-sessions"
+    saved = sorted(p.stem for p in sessions.glob("*.json"))
+    assert saved == sorted([first.loop.session_id, second.loop.session_id])
+
+
+def test_committing_an_accepted_fix_leaves_out_what_it_wrote_under_ignored_paths(
+    repo: Path,
+) -> None:
+    source = (
+        FIX + "import os\nos.makedirs('out', exist_ok=True)\nopen('out/log.txt', 'w').write('x')\n"
+    )
+    done, report = gate(
+        repo, agent(repo, source), "--orchestrate-commit", "--orchestrate-confirm=yes"
+    )
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.accepted and iteration.commit is not None, iteration
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["pkg/calc.py"]
+
+
+def test_a_git_planted_on_path_never_runs(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory of the tree on PATH (a project's ``bin/``): the agent puts a ``git``
+    there; ours was found before any agent ran."""
+    mark = repo.parent / f"{repo.name}-planted-git-ran"
+    (repo / "bin").mkdir()
+    (repo / "bin" / "README").write_text("scripts\n")
+    git(repo, "add", "bin")
+    git(repo, "commit", "-qm", "a bin directory")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(repo / "bin"), os.environ["PATH"]]))
+    source = FIX + (
+        f"import os\nopen('bin/git', 'w').write('#!/bin/sh\\ntouch {mark}\\n')\n"
+        "os.chmod('bin/git', 0o755)\n"
+    )
+    done, report = gate(repo, agent(repo, source), "--orchestrate-sandbox=none")
+
+    assert report.loop is not None, done.stdout
+    assert not mark.exists()
+
+
+def test_a_nested_repositorys_git_is_read_only_in_the_sandbox(repo: Path, bwrap: None) -> None:
+    mark = repo.parent / f"{repo.name}-nested-hook-ran"
+    nested = repo / "vendor" / "lib"
+    nested.mkdir(parents=True)
+    git(nested, "init", "-q")
+    (nested / "lib.py").write_text("X = 1\n")
+    git(nested, "add", "lib.py")
+    git(nested, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "lib")
+    git(repo, "add", "vendor/lib")  # a gitlink, as a submodule's
+    git(repo, "commit", "-qm", "vendored")
+    before = (nested / ".git" / "config").read_bytes()
+    source = f"""
+        with open('vendor/lib/.git/config', 'a') as config:
+            config.write('[core]\\n\\tfsmonitor = touch {mark}\\n')
+        """
+    done, report = gate(repo, agent(repo, source), "--orchestrate-sandbox=bwrap")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.reason.startswith("agent failed"), iteration.reason  # read-only
+    assert (nested / ".git" / "config").read_bytes() == before
+    git(nested, "status", "--porcelain")
+    assert not mark.exists()
+
+
+def test_no_socket_to_start_processes_outside_the_sandbox(repo: Path, bwrap: None) -> None:
+    """The user's runtime directory (session bus, ssh agent) is hidden: a server listening
+    there gets no connection from the agent."""
+    import socket
+
+    runtime = Path(f"/run/user/{os.getuid()}")
+    try:
+        runtime.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pytest.skip(f"cannot make {runtime} here")
+    path = runtime / f"pytest-orchestrator-{os.getpid()}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    server.settimeout(0.5)
+    try:
+        source = f"""
+            import socket
+            client = socket.socket(socket.AF_UNIX)
+            client.connect({str(path)!r})
+            client.sendall(b'started outside')
+            """
+        done, report = gate(repo, agent(repo, source), "--orchestrate-sandbox=bwrap")
+        with pytest.raises(TimeoutError):
+            server.accept()
+    finally:
+        server.close()
+        path.unlink()
+    assert report.loop is not None, done.stdout
+    assert report.loop.iterations[0].reason.startswith("agent failed")
+
+
+def test_an_interrupted_iteration_whose_rollback_fails_keeps_its_snapshot(repo: Path) -> None:
+    import signal
+
+    started = repo.parent / f"{repo.name}-agent" / "started"
+    source = f"""
+        import subprocess, time
+        open('notes.txt', 'w').write('x')
+        subprocess.run(['git', 'add', 'notes.txt'], check=True)
+        open('.git/index.lock', 'w').close()
+        open({str(started)!r}, 'w').close()
+        time.sleep(60)
+        """
+    before = everything(repo)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--orchestrate",
+            "--orchestrate-sandbox=none",
+            agent(repo, source),
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    line = next(x for x in output.splitlines() if "pytest-orchestrator restore" in x)
+    store = Path(line.rsplit("pytest-orchestrator restore ", 1)[1].strip().strip("'"))
+    assert (store / "manifest.json").is_file()
+    (repo / ".git" / "index.lock").unlink()
+    restored = subprocess.run(
+        [sys.executable, "-m", "pytest_orchestrator.cli", "restore", str(store)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert everything(repo) == before

@@ -348,3 +348,81 @@ def test_compiled_code_the_agent_plants_is_never_run(repo: Path) -> None:
     assert not list((repo / "pkg").glob("__pycache__/calc.*.pyc"))
     tests = report.audit("tests")
     assert tests is not None and tests.tests is not None and tests.tests.failed == 1
+
+
+#: Ways past the measurement itself (a review's findings): each refused outright, even
+#: under --orchestrate-confirm=yes.
+BEYOND = {
+    "forge-the-report": (
+        "from pathlib import Path\np = Path('pkg/calc.py')\np.write_text(p.read_text() + "
+        "'import atexit, glob, json\\n'\n"
+        "  'def _forge():\\n'\n"
+        "  '    for name in glob.glob(\"/tmp/pytest-orchestrator-reaudit-*/report.json\"):\\n'\n"
+        '  \'        data = json.load(open(name)); data["score"]["overall"] = 100.0\\n\'\n'
+        "  '        json.dump(data, open(name, \"w\"))\\n'\n"
+        "  'atexit.register(_forge)\\n')",
+        "tampering",
+    ),
+    "patch-pytest-from-the-code": (
+        "from pathlib import Path\np = Path('pkg/calc.py')\np.write_text(p.read_text() + "
+        "'import _pytest.python\\n'\n"
+        "  '_run = _pytest.python.Function.runtest\\n'\n"
+        "  'def _quiet(self):\\n'\n"
+        "  '    try:\\n        _run(self)\\n    except AssertionError:\\n        pass\\n'\n"
+        "  '_pytest.python.Function.runtest = _quiet\\n')",
+        "tampering",
+    ),
+    "shadow-a-standard-module": (
+        "from pathlib import Path\nPath('tests/gzip.py').write_text('EVIL = 1\\n')\n"
+        + EDIT
+        + "edit('pkg/calc.py', 'def mul(a, b):\\n    return a + b', "
+        "'def mul(a, b):\\n    return a * b')",
+        "shadowing-module",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEYOND))
+def test_reaching_into_the_test_run_is_refused_without_a_question(repo: Path, case: str) -> None:
+    source, check = BEYOND[case]
+    before = everything(repo)
+    done, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted and iteration.reason.startswith("refused:"), iteration
+    assert check in {g.name for g in iteration.integrity}
+    assert "gap closure: iteration 1 refused: " in done.stdout
+    assert everything(repo) == before
+
+
+def test_a_name_added_beside_a_failing_test_is_an_edit_of_it(repo: Path) -> None:
+    """``mul = lambda a, b: a * b`` after the import shadows the code under test."""
+    source = EDIT + (
+        "edit('tests/test_calc.py', 'from pkg.calc import add, mul\\n', "
+        "'from pkg.calc import add, mul\\n\\nmul = lambda a, b: a * b\\n')"
+    )
+    _, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted, iteration
+    [check] = [g for g in iteration.integrity if g.name == "failing-test-edited"]
+    assert "tests/test_calc.py::test_mul failed before and had its module changed" in check.message
+
+
+def test_a_rule_file_replaced_by_a_link_is_measured_as_it_was(repo: Path) -> None:
+    source = (
+        "import os\nfrom pathlib import Path\n"
+        "elsewhere = Path('..') / (Path.cwd().name + '-agent') / 'pyproject.toml'\n"
+        "elsewhere.write_text('[tool.pytest.ini_options]\\naddopts = \"-k add\"\\n'"
+        ' \'pythonpath = ["."]\\ntestpaths = ["tests"]\\n\')\n'
+        "os.remove('pyproject.toml')\nos.symlink(elsewhere.resolve(), 'pyproject.toml')\n"
+    )
+    done, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None, done.stdout + done.stderr
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted
+    assert "rules-changed" in {g.name for g in iteration.integrity}
+    assert (repo / "pyproject.toml").is_file() and not (repo / "pyproject.toml").is_symlink()

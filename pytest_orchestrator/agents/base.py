@@ -123,6 +123,7 @@ class AgentRequest:
     :ivar allow_all_paths: let copilot touch paths outside the repository.
     :ivar tree: the working tree's top directory, writable in the sandbox when ``edit``
         (None: ``cwd``).
+    :ivar protected: paths inside the tree that stay read-only in the sandbox.
     """
 
     prompt: str
@@ -134,6 +135,7 @@ class AgentRequest:
     files: tuple[str, ...] = ()
     allow_all_paths: bool = False
     tree: Path | None = None
+    protected: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -270,8 +272,9 @@ class Adapter:
                     tree=request.tree or request.cwd,
                     cwd=request.cwd,
                     edit=request.edit,
-                    home_state=self.state_paths(environment),
+                    home_state=self.state_paths(),
                     writable=[folder],
+                    protected=request.protected,
                     env=environment,
                 )
             try:
@@ -327,7 +330,7 @@ class Adapter:
         result.sandbox = kind
         return price_result(result, request, pricing)
 
-    def state_paths(self, env: dict[str, str]) -> list[str]:
+    def state_paths(self) -> list[str]:
         """What the CLI keeps under ``$HOME`` (writable in the sandbox; see
         :data:`~pytest_orchestrator.agents.sandbox.STATE_PATHS`)."""
         from pytest_orchestrator.agents.sandbox import STATE_PATHS

@@ -18,6 +18,14 @@ Debian package ``bubblewrap``) each one runs in a new mount and PID namespace:
 - a new PID namespace (``--unshare-pid``): when the agent's own process exits, every process
   it started is killed with it, daemons (``setsid``) included; ``--die-with-parent`` ends it
   when pytest dies; ``--new-session`` detaches it from the terminal;
+- no way to start a process outside: the container engines' sockets and the system bus
+  are masked, the user's runtime directory (``/run/user/UID``: the session bus that
+  ``systemd-run --user`` uses, ssh and gpg agents) is hidden, the variables that point at
+  them unset (:data:`MASKED_SOCKETS`, :data:`MASKED_ENV`); a re-audit whose tests run in a
+  container (``--orchestrate-exec``) keeps the engine's socket, since only our replay runs
+  on this side;
+- read-only too inside the tree: the ``.git`` of nested repositories and gap closure's
+  session files (``protected``);
 - the network is kept: agents call their APIs.
 
 ``--orchestrate-sandbox=auto`` (the default) uses bwrap when a probe (one ``bwrap ... true``,
@@ -44,6 +52,18 @@ Mode = Literal["auto", "bwrap", "none"]
 #: Environment variable of more writable paths (``os.pathsep``-separated), beside the ini
 #: setting ``orchestrate_sandbox_writable``.
 WRITABLE_ENV = "PYTEST_ORCHESTRATOR_SANDBOX_WRITABLE"
+#: Sockets a sandboxed call may not reach (each made an empty file for it): the container
+#: engines (root on the machine) and the system bus. The user's own runtime directory
+#: (``/run/user/UID``: the session bus, ssh and gpg agents) is hidden whole.
+MASKED_SOCKETS = (
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/podman/podman.sock",
+    "/run/dbus/system_bus_socket",
+)
+#: Variables that point a call at those sockets, unset in the sandbox.
+MASKED_ENV = ("DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "DOCKER_HOST", "CONTAINER_HOST")
 #: Seconds the probe may take.
 PROBE_TIMEOUT = 10
 #: State each CLI keeps under ``$HOME`` (made writable in the sandbox; directories are
@@ -156,7 +176,9 @@ class Sandbox:
         home_state: Iterable[str] = (),
         readable: Iterable[Path] = (),
         writable: Iterable[Path] = (),
+        protected: Iterable[Path] = (),
         env: dict[str, str] | None = None,
+        sockets: bool = False,
     ) -> list[str]:
         """``argv`` to run in the sandbox (unchanged without one).
 
@@ -166,7 +188,10 @@ class Sandbox:
             marks a directory, created when missing).
         :param readable: more paths to keep visible read-only (a prompt file's directory).
         :param writable: more paths to make writable (a re-audit's report directory).
+        :param protected: paths inside the tree to keep read-only.
         :param env: the environment the call gets (its ``PATH``, ``HOME`` are read).
+        :param sockets: keep the container engines' sockets reachable (a re-audit through
+            an exec prefix).
         """
         if self.kind != "bwrap" or self.program is None:
             return list(argv)
@@ -201,6 +226,19 @@ class Sandbox:
         prefix = Path(os.path.realpath(sys.prefix))
         if _under(prefix, tree):
             args += ["--ro-bind", str(prefix), str(prefix)]
+        for path in protected:
+            real = Path(os.path.realpath(path))
+            if _under(real, tree) and real.exists():
+                args += ["--ro-bind", str(real), str(real)]
+        if not sockets:
+            runtime = Path("/run/user")
+            if runtime.is_dir():
+                args += ["--tmpfs", str(runtime)]
+            for socket in MASKED_SOCKETS:
+                if os.path.exists(socket):
+                    args += ["--ro-bind", "/dev/null", socket]
+            for name in MASKED_ENV:
+                args += ["--unsetenv", name]
         home = Path(env.get("HOME") or Path.home())
         for rel in home_state:
             path = home / rel.rstrip("/")

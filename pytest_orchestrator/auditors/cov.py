@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,8 +45,9 @@ class WorkerCoverage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cov.stop()
-            data = cov.get_data().dumps()
-        session.config.workeroutput[WORKER_KEY] = data  # type: ignore[attr-defined]
+            data = cov.get_data()
+            self.measurement.absorb_subprocesses(data)
+        session.config.workeroutput[WORKER_KEY] = data.dumps()  # type: ignore[attr-defined]
 
 
 def line_ranges(lines: list[int]) -> str:
@@ -144,7 +147,15 @@ class CoverageAuditor(Auditor):
                 remote = self._remote()
                 if remote is not None and remote.coverage_data is not None:
                     data.update(remote.coverage_data)
-                for reporter, analysis in get_analysis_to_report(cov, None):
+                measurement.absorb_subprocesses(data)
+                reported = list(get_analysis_to_report(cov, None))
+                seen = {os.path.realpath(r.filename) for r, _ in reported}
+                unimported = [
+                    str(m) for m in measurement.modules if os.path.realpath(m) not in seen
+                ]
+                if unimported:  # top-level modules no test imported: not covered at all
+                    reported += list(get_analysis_to_report(cov, unimported))
+                for reporter, analysis in reported:
                     rel = context.relpath(reporter.filename)
                     if Path(rel).is_absolute():
                         continue  # outside the rootdir
@@ -164,6 +175,7 @@ class CoverageAuditor(Auditor):
             except CoverageException as exc:
                 notes.append(str(exc))
         notes.extend(str(w.message) for w in caught)
+        notes = _true_notes(notes, files)
         if not files:
             reason = "no measured source file under the rootdir"
             if notes:
@@ -188,6 +200,35 @@ class CoverageAuditor(Auditor):
             notes=notes,
             severity_map=context.settings.severity_map,
         )
+
+
+_NEVER_IMPORTED = re.compile(r"Module (\S+) was never imported")
+
+
+def _true_notes(notes: list[str], files: list[CoverageFile]) -> list[str]:
+    """coverage's warnings that the combined data does not contradict: under pytest-xdist
+    the controller's own measurement saw no test ("No data was collected", "Module pkg was
+    never imported") while the workers' data covers them. Duplicates are dropped."""
+    measured = {f.path for f in files}
+    kept: list[str] = []
+    for note in notes:
+        if files and "No data was collected" in note:
+            continue
+        never = _NEVER_IMPORTED.search(note)
+        if never:
+            name = never.group(1)
+            parts = Path(name).with_suffix("").parts if "/" in name else tuple(name.split("."))
+            if any(_inside(path, parts) for path in measured):
+                continue
+        if note not in kept:
+            kept.append(note)
+    return kept
+
+
+def _inside(path: str, parts: tuple[str, ...]) -> bool:
+    """Whether the measured file ``path`` belongs to the module or package ``parts``."""
+    segments = Path(path).with_suffix("").parts
+    return any(segments[i : i + len(parts)] == parts for i in range(len(segments) - len(parts) + 1))
 
 
 def _missing_arcs(analysis: Any) -> list[tuple[int, int]] | None:

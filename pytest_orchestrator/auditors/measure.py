@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,19 +38,71 @@ import pytest
 
 if TYPE_CHECKING:
     from coverage import Coverage
+    from coverage.data import CoverageData
 
 WORKER_KEY = "pytest_orchestrator_coverage"
 CONFIG_FILES = (".coveragerc", ".coveragerc.toml", "setup.cfg", "tox.ini", "pyproject.toml")
 
 
+#: coverage's variables that make a new Python process measure itself.
+PROCESS_ENV = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
 @dataclass
 class Measurement:
-    """The coverage measurement of this process and whose it is."""
+    """The coverage measurement of this process and whose it is.
+
+    :ivar modules: top-level module files measured (``rootdir/six.py``): reported even
+        when no test imported them.
+    :ivar subprocess_env: with ``patch = ["subprocess"]``, the ``COVERAGE_PROCESS_CONFIG``
+        value that makes the tests' subprocesses measure themselves (set only while the
+        tests run).
+    :ivar subprocess_dir: where those subprocesses write their data files.
+    """
 
     measured_by: Literal["pytest-orchestrator", "pytest-cov", "coverage"]
     cov: Coverage | None = None
     core: str | None = None
     notes: list[str] = field(default_factory=list)
+    modules: list[Path] = field(default_factory=list)
+    subprocess_env: str | None = None
+    subprocess_dir: Path | None = None
+
+    def absorb_subprocesses(self, data: CoverageData) -> None:
+        """Add the data files the tests' subprocesses wrote to ``data``, then remove them
+        (and their directory)."""
+        folder = self.subprocess_dir
+        if folder is None:
+            return
+        from coverage.data import CoverageData
+
+        for path in sorted(folder.glob(".coverage*")):
+            other = CoverageData(basename=str(path))
+            try:
+                other.read()
+                data.update(other)
+            except Exception as exc:  # a truncated file of a killed subprocess
+                self.notes.append(f"a subprocess's coverage data was unreadable ({exc})")
+        shutil.rmtree(folder, ignore_errors=True)
+        self.subprocess_dir = None
+
+
+class SubprocessCoverage:
+    """Sets coverage's subprocess variable while the tests run in this process (not under
+    pytest-xdist's controller, whose workers run them and measure themselves)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> object:
+        if session.config.pluginmanager.has_plugin("dsession"):
+            return (yield)
+        os.environ["COVERAGE_PROCESS_CONFIG"] = self.value
+        try:
+            return (yield)
+        finally:
+            os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
 
 
 MEASUREMENT_KEY = pytest.StashKey[Measurement]()
@@ -103,21 +157,29 @@ def _choose_core(cov: Coverage) -> str | None:
     return "sysmon"
 
 
-def _configured(rootdir: Path) -> Coverage:
-    """A Coverage object with the project's configuration; call it with the cwd at rootdir.
+def _configured(rootdir: Path) -> tuple[Coverage, list[Path]]:
+    """A Coverage object with the project's configuration, and the top-level module files
+    it measures; call it with the cwd at rootdir.
 
     With no ``source``, ``source_pkgs`` or ``include`` configured, the discovered packages
-    are the source.
+    are the source (directories) and the discovered top-level modules ``source_pkgs``
+    (their names: coverage's ``source`` takes directories and packages, not files).
     """
     from coverage import Coverage
 
     from pytest_orchestrator.sources import find_sources
 
     cov = Coverage(data_file=None, config_file=config_file(rootdir))
+    modules: list[Path] = []
     if not any(cov.get_option(f"run:{k}") for k in ("source", "source_pkgs", "include")):
-        sources = [str(p) for p in find_sources(rootdir)]
-        cov.set_option("run:source", sources or [str(rootdir)])
-    return cov
+        found = find_sources(rootdir)
+        directories = [str(p) for p in found if p.is_dir()]
+        modules = [p for p in found if p.is_file()]
+        if directories or not modules:
+            cov.set_option("run:source", directories or [str(rootdir)])
+        if modules:
+            cov.set_option("run:source_pkgs", [p.stem for p in modules])
+    return cov, modules
 
 
 @dataclass(frozen=True)
@@ -140,7 +202,7 @@ def coverage_settings(config: pytest.Config) -> CoverageSettings:
     rootdir = config.rootpath
     with warnings.catch_warnings(), cwd(rootdir):
         warnings.simplefilter("ignore")
-        cov = measurement.cov if measurement and measurement.cov else _configured(rootdir)
+        cov = measurement.cov if measurement and measurement.cov else _configured(rootdir)[0]
         sources = [str(s) for s in cov.get_option("run:source") or []]  # type: ignore[union-attr]
         sources += [str(s) for s in cov.get_option("run:source_pkgs") or []]  # type: ignore[union-attr]
         branch = bool(cov.get_option("run:branch"))
@@ -170,14 +232,41 @@ def start_measurement(config: pytest.Config, remote: bool = False) -> None:
     if running is not None:
         config.stash[MEASUREMENT_KEY] = Measurement("coverage", cov=running)
         return
+    before = {name: os.environ.get(name) for name in PROCESS_ENV}
     with warnings.catch_warnings(record=True) as caught, cwd(config.rootpath):
         warnings.simplefilter("always")
-        cov = _configured(config.rootpath)
+        cov, modules = _configured(config.rootpath)
         core = None
+        folder = None
+        patch = cov.get_option("run:patch")
+        if not remote and isinstance(patch, list) and "subprocess" in patch:
+            # the subprocesses' data files go to a private directory, with suffixes
+            folder = Path(tempfile.mkdtemp(prefix="pytest-orchestrator-coverage-"))
+            cov.set_option("run:data_file", str(folder / ".coverage"))
+            cov.set_option("run:parallel", True)
         if not remote:
             core = _choose_core(cov)
             cov.start()
+    exported = os.environ.get("COVERAGE_PROCESS_CONFIG")
+    if exported is not None and exported != before["COVERAGE_PROCESS_CONFIG"]:
+        # only while the tests run (SubprocessCoverage): not for our tools, not for
+        # pytest-xdist's workers
+        os.environ.pop("COVERAGE_PROCESS_CONFIG")
+        config.pluginmanager.register(SubprocessCoverage(exported), "orchestrator-subprocesses")
+    else:
+        exported = None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder = None
+    if folder is not None:
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     notes = [str(w.message) for w in caught]
     config.stash[MEASUREMENT_KEY] = Measurement(
-        "pytest-orchestrator", cov=cov, core=core, notes=notes
+        "pytest-orchestrator",
+        cov=cov,
+        core=core,
+        notes=notes,
+        modules=modules,
+        subprocess_env=exported,
+        subprocess_dir=folder,
     )

@@ -28,7 +28,13 @@ from pytest_orchestrator.errors import ToolUnavailable
 
 
 def find_executable(name: str) -> str | None:
-    """``name`` next to the running Python (its venv's bin) first, then on PATH."""
+    """``name`` as gap closure pinned it for a re-audit (``programs``), else next to the
+    running Python (its venv's bin), else on PATH."""
+    from pytest_orchestrator.programs import pinned
+
+    chosen = pinned(name)
+    if chosen is not None:
+        return chosen
     here = Path(sys.executable).parent / name
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)

@@ -268,6 +268,15 @@ def _nothing_changed(changes: ChangeSet) -> bool:
     )
 
 
+def _programs() -> dict[str, str]:
+    """git's and ruff's paths, found before any agent runs (see ``programs``)."""
+    from pytest_orchestrator.auditors.tools import find_executable
+    from pytest_orchestrator.loop.snapshot import git_program
+
+    found = {"git": git_program(), "ruff": find_executable("ruff") or ""}
+    return {name: path for name, path in found.items() if os.path.isabs(path)}
+
+
 def _prefix(top: Path, rootdir: Path) -> str:
     """The rootdir relative to the working tree's top ('' when they are the same)."""
     try:
@@ -326,6 +335,7 @@ class Loop:
         #: re-audit measures with its rules, and "added by the agent" is judged against it.
         self.origin: Snapshot | None = None
         self._timings: dict[str, float] = {}
+        self._programs = _programs()
         #: Private directories of the re-audits (caches out of the agent's reach).
         self._private: Path | None = None
 
@@ -450,6 +460,7 @@ class Loop:
         )
 
     def _iterate(self, number: int) -> None:
+        from pytest_orchestrator.loop.integrity import CHECKS, REFUSED
         from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError, is_cache
 
         started = time.monotonic()
@@ -470,7 +481,6 @@ class Loop:
             snapshot = Snapshot.take(self.rootdir, exclude=[self.directory])
         if self.origin is None:
             self.origin = snapshot  # kept for the whole run: the rules to measure with
-        settled = False
         try:
             self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
             prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
@@ -483,7 +493,6 @@ class Loop:
                     snapshot.drop_caches(changes)  # compiled code the agent wrote never runs
             except SnapshotError as exc:  # git cannot read the repository any more
                 self._roll_back(snapshot, iteration, f"refused: the agent broke git ({exc})")
-                settled = True
                 return
             iteration.files = [
                 c.path for c in changes.changes if not (c.ignored and is_cache(c.path))
@@ -501,12 +510,22 @@ class Loop:
             since_start = {*self.state.changed_paths, *(c.path for c in changes.changes)}
             with self._timed("integrity"):
                 checks = self._inspect(changes, since_start)
+            refused = [c for c in checks if c.name in REFUSED]
+            if refused:
+                iteration.guard = [_record(c) for c in checks if c.name not in CHECKS]
+                iteration.integrity = [_record(c) for c in checks if c.name in CHECKS]
+                self._refuse(snapshot, iteration, "refused", refused[0])
+                return
             if not self._approved(number, checks, iteration):
                 asked = [c for c in checks if c.needs_confirmation(self._guard_settings())]
                 self._refuse(snapshot, iteration, "refused by the guard", asked[0])
                 return
             self._progress(number, f"re-testing {len(changes.tracked)} changed files")
-            child, observed, changed_tree = self._measure(snapshot, changes, since_start)
+            try:
+                child, observed, changed_tree = self._measure(snapshot, changes, since_start)
+            except OSError as exc:  # a rule file the agent made a directory, a link ...
+                self._roll_back(snapshot, iteration, f"refused: cannot measure the tree ({exc})")
+                return
             if child is None or observed is None:
                 self._roll_back(snapshot, iteration, "the re-audit did not produce a report")
                 return
@@ -521,21 +540,24 @@ class Loop:
             if iteration.accepted:
                 self.state.changed_paths = sorted(since_start)
                 if self.settings.commit:
-                    iteration.commit = self._commit(number, iteration)
-            settled = True
-        except BaseException as exc:
-            if not isinstance(exc, SnapshotError):
+                    iteration.commit = self._commit(number, [c.path for c in changes.tracked])
+        except SnapshotError:
+            self._keep(snapshot)  # a rollback failed: the only copy of what to restore
+            raise
+        except BaseException as exc:  # Ctrl-C, SIGTERM, a crash: roll back, then go on up
+            try:
                 _uninterrupted(snapshot.restore)
-                iteration.reason = iteration.reason or "interrupted: rolled back"
-                settled = True
-            else:
+            except SnapshotError as failed:
                 self._keep(snapshot)
+                iteration.reason = f"interrupted; the rollback could not complete: {failed}"
+                raise exc from failed
+            iteration.reason = iteration.reason or "interrupted: rolled back"
             raise
         finally:
             iteration.duration = round(time.monotonic() - started, 3)
             self.state.calls = list(self.ledger.calls)
-            if settled and snapshot is not self.origin:
-                snapshot.discard()  # else kept: the only copy of what to restore
+            if not snapshot.kept and snapshot is not self.origin:
+                snapshot.discard()
 
     def _call_agent(self, prompt: str, number: int) -> AgentResult:
         from pytest_orchestrator.agents.base import AgentRequest
@@ -545,12 +567,21 @@ class Loop:
                 prompt=prompt,
                 cwd=self.rootdir,
                 tree=self.origin.root if self.origin is not None else None,
+                protected=self._protected(),
                 timeout=self.settings.agent_timeout,
                 edit=True,
                 max_turns=self.settings.max_turns,
             ),
             purpose=f"iteration {number}",
         )
+
+    def _protected(self) -> tuple[Path, ...]:
+        """What stays read-only in the sandbox inside the tree: the session files, and the
+        ``.git`` of nested repositories."""
+        if self.origin is None:
+            return (self.directory,)
+        root = self.origin.root
+        return (self.directory, *(root / rel / ".git" for rel in sorted(self.origin.nested)))
 
     @contextlib.contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
@@ -577,6 +608,7 @@ class Loop:
         start = self._start_in_tree()
         checks += integrity.inspect_tests(root, self.origin, since_start, start)
         checks += integrity.inspect_code(root, self.origin, since_start, start.plugins)
+        checks += integrity.inspect_shadowing(root, [c.path for c in changes.changes])
         checks += integrity.inspect_hidden(changes)
         return checks
 
@@ -836,6 +868,7 @@ class Loop:
         as the tests' oracle; its JSON report and observation, or Nones."""
         from pytest_orchestrator.auditors.cache import CACHE_DIR, ENV_DIR
         from pytest_orchestrator.auditors.tests import Observation
+        from pytest_orchestrator.programs import PROGRAMS_ENV
 
         private = self._private_dirs()
         with tempfile.TemporaryDirectory(prefix="pytest-orchestrator-reaudit-") as scratch:
@@ -846,6 +879,7 @@ class Loop:
             env[CHILD_ENV] = str(path)
             env[ORACLE_ENV] = str(oracle)
             env[ENV_DIR] = str(private / "pytest-cache" / "d" / CACHE_DIR)
+            env[PROGRAMS_ENV] = json.dumps(self._programs)
             extra = ["--continue-on-collection-errors"]
             if self.config.pluginmanager.has_plugin("cacheprovider"):
                 extra += ["-o", f"cache_dir={private / 'pytest-cache'}"]
@@ -859,9 +893,10 @@ class Loop:
                     argv,
                     tree=self.origin.root,
                     cwd=self.config.invocation_params.dir,
-                    readable=[Path(sys.executable).parent],
                     writable=[Path(scratch), private],
+                    protected=self._protected(),
                     env=env,
+                    sockets=bool(self.settings.exec_prefix),
                 )
             child = subprocess.Popen(
                 argv,
@@ -903,24 +938,26 @@ class Loop:
             )
         iteration.reason = redact_text(reason)
 
-    def _commit(self, number: int, iteration: Iteration) -> str | None:
-        """Commit the accepted iteration's files; the commit id, or None when git refused.
+    def _commit(self, number: int, files: list[str]) -> str | None:
+        """Commit ``files`` (the accepted iteration's, not those under ignored paths); the
+        commit id, or None when git refused.
 
         No hook runs (``--no-verify``, and :func:`~pytest_orchestrator.loop.snapshot.run_git`
         points ``core.hooksPath`` at no directory: post-commit hooks too).
         """
-        files = iteration.files
         if not files:
             return None
         from pytest_orchestrator.loop.snapshot import SnapshotError, git_root, run_git
 
+        iteration = self.state.iterations[number - 1]
         try:
             top = git_root(self.rootdir)  # the change's paths are from there
             run_git(top, "add", "--all", "--", *files)
             message = f"pytest-orchestrator: iteration {number}, {iteration.reason}"
             run_git(top, "commit", "--no-verify", "--no-gpg-sign", "-m", message, "--", *files)
             head = run_git(top, "rev-parse", "HEAD").stdout.decode().strip()
-        except SnapshotError:
+        except SnapshotError as exc:
+            self._say(f"iteration {number} was not committed: {exc}")
             return None
         return head or None
 

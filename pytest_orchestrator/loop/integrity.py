@@ -27,9 +27,9 @@ that deselects what fails. Four rules make that impossible or useless:
 =======================  ======  ==========================================================
 check                    risk    fired by
 =======================  ======  ==========================================================
-``failing-test-edited``  high    a test that failed (or errored) at the session's start, or
-                                 its module outside the tests (fixtures, helpers,
-                                 constants), was changed
+``failing-test-edited``  high    a test that failed (or errored) at the session's start was
+                                 changed, or its module around the tests (a fixture, helper,
+                                 constant or name changed, removed or added)
 ``test-weakened``        high    an assertion of an existing test removed or changed (an
                                  expected value, a name it compares), or its decorators
                                  (parametrization) changed
@@ -38,6 +38,12 @@ check                    risk    fired by
                                  ``pytest.skip()``, ``pytestmark``, ``skipTest`` ...)
 ``collection-hook``      high    ``pytest_plugins`` or a ``def pytest_...`` hook added to a
                                  module that is not a conftest.py
+``tampering``            high    code that reaches into the test run added: pytest's
+                                 internals (``_pytest``), this plugin, ``atexit``, tracing
+                                 (``sys.settrace``), ``sys.modules[...]``, patched
+                                 ``pytest.X =`` or builtins, ``import coverage``
+``shadowing-module``     high    a module added where Python imports from that hides an
+                                 installed one (``tests/gzip.py``)
 ``hidden-files``         high    files created or changed under ignored paths, or a new
                                  nested repository (caches excepted)
 ``suppression-added``    medium  a noqa, nosec, type: ignore or pragma comment added
@@ -93,11 +99,26 @@ CHECKS = frozenset(
         "test-not-run",
         "new-plugin",
         "retest-changed-tree",
+        "tampering",
+        "shadowing-module",
     }
 )
+#: Checks that refuse the iteration without a question: no fix needs to reach into the test
+#: run, or to hide a module Python imports.
+REFUSED = frozenset({"tampering", "shadowing-module"})
 #: Checks that make a finding of the tests they name unable to count as resolved.
 TAINTING = frozenset({"failing-test-edited", "test-weakened", "test-removed"})
 _HOOK = re.compile(r"^\s*(?:pytest_plugins\s*[:=]|(?:async\s+)?def\s+pytest_\w+\s*\()", re.M)
+#: Code that reaches into the test run itself instead of the code under test: pytest's
+#: internals, this plugin, exit hooks, tracing (what coverage uses), patched modules or
+#: builtins, the re-audit's files.
+_TAMPERING = re.compile(
+    r"\b_pytest\b|\bpytest_orchestrator\b|PYTEST_ORCHESTRATOR|\batexit\b"
+    r"|\bsys\.(?:settrace|setprofile|monitoring|modules\s*\[)|\b__builtins__\b"
+    r"|\bbuiltins\.\w+\s*=[^=]|\bpytest\.\w+(?:\.\w+)*\s*=[^=]"
+    r"|^\s*(?:import|from)\s+coverage\b|\b(?:report|observed|oracle)\.json\b",
+    re.M,
+)
 #: Calls whose removal or change weakens a test (beside ``assert`` statements).
 _ASSERTING_CALLS = frozenset({"raises", "warns", "deprecated_call", "fail", "approx"})
 
@@ -120,18 +141,35 @@ def _text(data: bytes | None) -> str | None:
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
+def _real_parents(root: Path, rel: str, make: bool = False) -> bool:
+    """Whether every parent of ``root/rel`` is a real directory, not a link (``make``:
+    create the missing ones); nothing is ever read or written through a link."""
+    current = root
+    for part in rel.split("/")[:-1]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            if not make:
+                return False
+            os.mkdir(current)
+            continue
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+    return True
+
+
 def _read(root: Path, rel: str) -> bytes | None:
     """The content of ``root/rel`` now; None when missing, a link, or behind a link."""
     path = root / rel
+    if not _real_parents(root, rel):
+        return None
     try:
         st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode) or os.path.realpath(path.parent) != os.path.realpath(
-        root / posixpath.dirname(rel)
-    ):
-        return None
-    try:
+        if not stat.S_ISREG(st.st_mode):
+            return None
         return path.read_bytes()
     except OSError:
         return None
@@ -246,13 +284,14 @@ def _context(tree: ast.Module, parts: list[str], tests: set[str]) -> Counter[str
 
 
 def _context_changed(old: ast.Module, new: ast.Module, parts: list[str], tests: set[str]) -> bool:
-    """Whether a statement around the test was removed or changed, or a fixture added
-    (one that could stand in for a conftest.py's)."""
+    """Whether a statement around the test was removed, changed or added (a name that
+    shadows the code under test, a fixture that stands in for a conftest.py's, a
+    constant); new test functions and classes are not counted."""
     before, after = _context(old, parts, tests), _context(new, parts, tests)
     if before - after:
         return True
     return any(
-        dump.startswith(("FunctionDef(", "AsyncFunctionDef(")) and "fixture" in dump
+        not re.match(r"(?:Async)?FunctionDef\(name='test|ClassDef\(name='Test", dump)
         for dump in after - before
     )
 
@@ -377,13 +416,14 @@ def inspect_code(
     root: Path, origin: Origin, paths: Iterable[str], plugins: Iterable[str] = ()
 ) -> list[GuardCheck]:
     """Checks on the Python files among ``paths`` (changed since the session's start) and
-    on the rule files: ``test-skipped``, ``collection-hook``, ``suppression-added`` and
-    ``rules-changed``."""
+    on the rule files: ``test-skipped``, ``collection-hook``, ``tampering``,
+    ``suppression-added`` and ``rules-changed``."""
     plugin_files = set(plugins)
     skipped: list[str] = []
     silenced: list[str] = []
     hooks: list[str] = []
     rules: list[str] = []
+    tampering: list[str] = []
     for rel in sorted(set(paths)):
         if is_rule_file(rel, plugin_files):
             if origin.read(rel) != _read(root, rel):
@@ -400,6 +440,12 @@ def inspect_code(
         added = _added_text(old, new)
         for match in _HOOK.finditer(added):
             hooks.append(f"{rel}: {_short(match.group(0))}")
+        for match in _TAMPERING.finditer(added):
+            line = (
+                added[: match.start()].rsplit("\n", 1)[-1]
+                + added[match.start() :].split("\n", 1)[0]
+            )
+            tampering.append(f"{rel}: {_short(line)}")
     checks: list[GuardCheck] = []
     if skipped:
         checks.append(
@@ -416,6 +462,16 @@ def inspect_code(
                 "collection-hook",
                 "high",
                 f"pytest plugin code added outside conftest.py: {_listed(hooks)}",
+                always=True,
+            )
+        )
+    if tampering:
+        checks.append(
+            GuardCheck(
+                "tampering",
+                "high",
+                f"code that reaches into the test run added (pytest's internals, this "
+                f"plugin, exit hooks, tracing, patched modules): {_listed(tampering)}",
                 always=True,
             )
         )
@@ -448,6 +504,50 @@ def _added_text(old: str | None, new: str) -> str:
     return "\n".join(
         line for tag, _, _, j1, j2 in matcher.get_opcodes() if tag != "equal" for line in b[j1:j2]
     )
+
+
+def inspect_shadowing(
+    root: Path, paths: Iterable[str], search_path: Sequence[str] = ()
+) -> list[GuardCheck]:
+    """``shadowing-module``: a module or package added in a directory on Python's path
+    (``search_path``, default ``sys.path``: the rootdir, the tests' directories ...) whose
+    name is that of a module found elsewhere (the standard library, an installed package):
+    Python would import the agent's file instead, in the re-audit and in this process."""
+    import importlib.machinery
+    import sys
+
+    real_root = os.path.realpath(root)
+    entries = [os.path.realpath(entry or os.getcwd()) for entry in (search_path or sys.path)]
+    folders = {e for e in entries if e == real_root or e.startswith(real_root + os.sep)}
+    elsewhere = [e for e in entries if e not in folders]
+    found: list[str] = []
+    for rel in sorted(set(paths)):
+        path = Path(real_root) / rel
+        if rel.endswith("/__init__.py"):
+            name, folder = path.parent.name, str(path.parent.parent)
+        elif rel.endswith(".py"):
+            name, folder = path.stem, str(path.parent)
+        else:
+            continue
+        if folder not in folders or not name.isidentifier():
+            continue
+        installed = name in sys.builtin_module_names or (
+            importlib.machinery.FrozenImporter.find_spec(name) is not None
+            or importlib.machinery.PathFinder.find_spec(name, elsewhere) is not None
+        )
+        if installed:
+            found.append(f"{rel} (hides {name})")
+    if not found:
+        return []
+    return [
+        GuardCheck(
+            "shadowing-module",
+            "high",
+            f"a module that hides an installed one added where Python imports from: "
+            f"{_listed(found)}",
+            always=True,
+        )
+    ]
 
 
 def inspect_hidden(changes: ChangeSet) -> list[GuardCheck]:
@@ -490,7 +590,7 @@ class MeasuredView:
     root: Path
     swaps: dict[str, bytes | None] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
-    _saved: dict[str, tuple[bytes, int] | None] = field(default_factory=dict, repr=False)
+    _saved: dict[str, tuple[str, bytes, int] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def plan(
@@ -511,7 +611,7 @@ class MeasuredView:
             if not is_rule_file(rel, plugin_files):
                 continue
             before = origin.read(rel)
-            if before != _read(root, rel):
+            if before != _read(root, rel) or os.path.islink(root / rel):
                 view.swaps[rel] = before
                 view.reasons[rel] = "the session's rules"
         for rel in sorted(set(changed) - view.swaps.keys()):
@@ -533,20 +633,27 @@ class MeasuredView:
                 view.reasons[rel] = "suppressions removed"
         return view
 
-    def _write(self, rel: str, content: bytes | None, mode: int | None) -> None:
+    def _put(self, rel: str, saved: tuple[str, bytes, int] | None) -> None:
+        """Make ``root/rel`` a file of this content and mode, or a link to this target, or
+        nothing (None); atomically, never through a link.
+
+        :raises OSError: a parent is a link, or the write failed.
+        """
         path = self.root / rel
-        if os.path.realpath(path.parent) != os.path.realpath(self.root / posixpath.dirname(rel)):
-            raise OSError(f"{rel}: a parent directory is a link")
-        if content is None:
-            if os.path.lexists(path):
+        if not _real_parents(self.root, rel, make=saved is not None):
+            raise OSError(f"{rel}: a parent directory is a link or missing")
+        if saved is None:
+            if os.path.lexists(path) and not os.path.isdir(path):
                 os.unlink(path)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        kind, data, mode = saved
         temporary = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}.orchestrator-view")
         try:
-            with open(temporary, "xb") as out:
-                out.write(content)
-            if mode is not None:
+            if kind == "link":
+                os.symlink(os.fsdecode(data), temporary)
+            else:
+                with open(temporary, "xb") as out:
+                    out.write(data)
                 os.chmod(temporary, mode)
             os.replace(temporary, path)
         finally:
@@ -557,17 +664,22 @@ class MeasuredView:
         try:
             for rel, content in self.swaps.items():
                 path = self.root / rel
-                mode = None
+                mode = 0o644
+                if not _real_parents(self.root, rel):
+                    raise OSError(f"{rel}: a parent directory is a link")
                 try:
                     st = os.lstat(path)
                 except FileNotFoundError:
                     self._saved[rel] = None
                 else:
-                    if not stat.S_ISREG(st.st_mode):
-                        raise OSError(f"{rel} is not a regular file")
-                    mode = stat.S_IMODE(st.st_mode)
-                    self._saved[rel] = (path.read_bytes(), mode)
-                self._write(rel, content, mode)
+                    if stat.S_ISLNK(st.st_mode):
+                        self._saved[rel] = ("link", os.fsencode(os.readlink(path)), 0)
+                    elif stat.S_ISREG(st.st_mode):
+                        mode = stat.S_IMODE(st.st_mode)
+                        self._saved[rel] = ("file", path.read_bytes(), mode)
+                    else:
+                        raise OSError(f"{rel} is not a file")
+                self._put(rel, None if content is None else ("file", content, mode))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -580,10 +692,7 @@ class MeasuredView:
         tb: TracebackType | None,
     ) -> None:
         for rel, saved in self._saved.items():
-            if saved is None:
-                self._write(rel, None, None)
-            else:
-                self._write(rel, saved[0], saved[1])
+            self._put(rel, saved)
         self._saved.clear()
 
 

@@ -34,6 +34,7 @@ def _lock(handle: IO[Any]) -> bool:
     except ImportError:  # Windows
         import msvcrt
 
+        handle.seek(0)  # every process locks the same byte: the first
         try:
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
         except OSError:

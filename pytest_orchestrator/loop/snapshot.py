@@ -130,13 +130,14 @@ GIT_SAFETY = (
 #: git commands that read file content through the attribute-selected drivers (clean and
 #: smudge filters, textconv, external diff drivers): each such driver defined in the
 #: configuration is emptied for them (see :func:`_driver_overrides`).
-_CONTENT_COMMANDS = frozenset({"status", "diff", "add", "commit", "stash", "checkout", "restore"})
+_CONTENT_COMMANDS = frozenset(
+    {"status", "diff", "add", "commit", "stash", "checkout", "restore", "merge"}
+)
 _DRIVER_KEYS = {
     "filter": ("clean", "smudge", "process"),
     "diff": ("command", "textconv"),
     "merge": ("driver",),
 }
-_REFLOG_MESSAGE = "pytest-orchestrator: restore snapshot"
 
 
 class SnapshotError(OrchestratorError):
@@ -169,10 +170,29 @@ def git_environment(index: Path | None = None) -> dict[str, str]:
     return env
 
 
+_GIT: dict[str, str] = {}
+
+
+def git_program() -> str:
+    """git's absolute path, found on ``PATH`` at the first git command of this process
+    (before any agent runs) and kept for that ``PATH``, or as gap closure pinned it for its
+    re-audit (``programs``): a ``git`` an agent puts in a directory on ``PATH`` later is
+    never run. ``git`` when none is found (the command then fails as missing)."""
+    from pytest_orchestrator.programs import pinned
+
+    chosen = pinned("git")
+    if chosen is not None:
+        return chosen
+    path = os.environ.get("PATH", os.defpath)
+    if path not in _GIT:
+        _GIT[path] = shutil.which("git", path=path) or "git"
+    return _GIT[path]
+
+
 def safe_git_argv(*args: str) -> list[str]:
     """``git --no-pager -c SETTING ... ARGS`` with :data:`GIT_SAFETY` (no driver
     overrides: see :func:`run_git` for commands that read content)."""
-    argv = ["git", "--no-pager", "-c", "core.quotepath=false"]
+    argv = [git_program(), "--no-pager", "-c", "core.quotepath=false"]
     for setting in GIT_SAFETY:
         argv += ["-c", setting]
     return [*argv, *args]
@@ -1009,6 +1029,11 @@ class Snapshot:
         return f"<Snapshot {self.root} head={head} files={len(self.files)}>"
 
     @property
+    def nested(self) -> frozenset[str]:
+        """Nested repositories and submodules at the snapshot (paths of their directories)."""
+        return self._nested
+
+    @property
     def store(self) -> Path | None:
         """The private directory holding the copy (None once discarded)."""
         return self._store
@@ -1216,10 +1241,6 @@ class Snapshot:
             return (objects / state.digest).read_bytes()
         except OSError as exc:
             raise SnapshotError(f"cannot read the snapshot's copy of {rel}: {exc}") from exc
-
-    def existed(self, rel: str) -> bool:
-        """Whether ``rel`` existed at the snapshot (as one of our files or an ignored one)."""
-        return rel in self.files or rel in self._inventory
 
     def rule_files(self) -> list[str]:
         """Every file at the snapshot whose name is in :data:`RULE_NAMES`, ignored ones
@@ -1456,8 +1477,8 @@ class Snapshot:
             listed = []
             problems.append(f"the added files ({exc})")
         for rel in listed:
-            if rel in self.files or rel in self._inventory:
-                continue  # ours, or the user's ignored file the agent made visible
+            if rel in self.files or rel in self._inventory or _excluded(rel, self._exclude):
+                continue  # ours, the user's ignored file the agent made visible, or the caller's
             self._delete(rel, problems)
         try:
             self._restore_hidden(problems, objects, set(listed))

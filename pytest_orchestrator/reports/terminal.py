@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pytest_orchestrator.baseline import describe as describe_baseline
-from pytest_orchestrator.models import Report, Severity
+from pytest_orchestrator.models import ConfigSummary, Report, Severity
 from pytest_orchestrator.newcode import describe as describe_new_code
 from pytest_orchestrator.newcode import new_code_scores, score_words
 from pytest_orchestrator.scoring import fmt
@@ -135,7 +135,7 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         if audit.status != "ok":
             console.print(
                 f"[bold red]! {audit.dimension} is {audit.status}:[/] {escape(audit.reason or '')}"
-                f" -> {_unavailable_effect(report.config.unavailable)}"
+                f" -> {_unavailable_effect(report.config, audit.dimension)}"
             )
             if audit.status == "error":
                 for note in audit.notes:
@@ -182,9 +182,11 @@ def _lost(points: float) -> str:
     return f"-{fmt(points)}" if round(points, 2) else fmt(0)
 
 
-def _unavailable_effect(rule: str) -> str:
+def _unavailable_effect(config: ConfigSummary, dimension: str) -> str:
+    if dimension in config.allow_unavailable:
+        return "left out of the score (orchestrate_allow_unavailable)"
     return {
         "skip": "left out of the score (orchestrate_unavailable = skip)",
         "zero": "counted as 0 (orchestrate_unavailable = zero)",
-        "fail": "the gate fails (orchestrate_unavailable = fail)",
-    }[rule]
+        "fail": "the gate fails (allow it with orchestrate_allow_unavailable)",
+    }[config.unavailable]

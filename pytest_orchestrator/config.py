@@ -156,6 +156,10 @@ class OrchestrationConfig(BaseModel):
         default_factory=lambda: dict(DEFAULT_SEVERITY_POINTS)
     )
     ruff_select: str = DEFAULT_RUFF_SELECT
+    lint_tests: Literal["count", "lower", "skip"] = Field(
+        "count",
+        description="Test code in lint: counted, its findings one severity lower, or left out",
+    )
     tool_timeout: float = Field(600.0, description="Seconds a static tool may run")
     agents: tuple[str, ...] = Field((), description="Agent chain, NAME[:MODEL] or command:ARGV")
     audit_agents: tuple[str, ...] = Field((), description="Agents of the agent:NAME audits")
@@ -382,6 +386,17 @@ class OrchestrationConfig(BaseModel):
         text = str(value).strip().lower()
         if text not in ("ask", "yes", "no"):
             raise ValueError(f"{value!r} is not ask, yes or no")
+        return text
+
+    @field_validator("lint_tests", mode="before")
+    @classmethod
+    def _lint_tests(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in ("count", "lower", "skip"):
+            raise ValueError(
+                f"{value!r} is not count, lower or skip (test code in the lint score: counted "
+                "like the rest, its findings one severity lower, or left out)"
+            )
         return text
 
     @field_validator("sandbox", mode="before")

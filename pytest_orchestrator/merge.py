@@ -256,10 +256,12 @@ def _check_distinct(shards: Sequence[Shard]) -> None:
 
 
 def _check_project(shards: Sequence[Shard]) -> list[str]:
+    from pytest_orchestrator.scoring import plural
+
     def what(report: Report) -> str:
         p = report.project
         return (
-            f"{p.name!r} ({p.files} Python files, {p.lines_of_code} lines of code in "
+            f"{p.name!r} ({plural(p.files, 'Python file')}, {p.lines_of_code} lines of code in "
             f"{', '.join(p.sources) or 'no package'})"
         )
 

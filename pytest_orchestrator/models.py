@@ -100,6 +100,11 @@ class TestSummary(_Model):
     xfailed: int = 0
     xpassed: int = 0
     collection_errors: int = 0
+    subtests_passed: int = Field(
+        0,
+        description="Subtests that passed (pytest counts them apart); a failed subtest is "
+        "counted in 'failed', as pytest counts it",
+    )
 
     @property
     def counted(self) -> int:

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pytest_orchestrator.errors import OrchestratorError
 from pytest_orchestrator.loop.snapshot import SnapshotError, git_message, run_git, toplevel
+from pytest_orchestrator.scoring import plural
 
 if TYPE_CHECKING:
     import pytest
@@ -741,11 +742,6 @@ def assess(
         notes=notes,
     )
     return Assessment(summary, new_results)
-
-
-def plural(count: int, word: str) -> str:
-    """``'1 changed line'``, ``'3 changed lines'``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def size_words(summary: NewCode) -> str:

@@ -235,6 +235,7 @@ INI_ONLY = {
     "orchestrate_severity_map": "severity_map",
     "orchestrate_severity_points": "severity_points",
     "orchestrate_ruff_select": "ruff_select",
+    "orchestrate_lint_tests": "lint_tests",
     "orchestrate_tool_timeout": "tool_timeout",
     "orchestrate_pricing": "pricing",
     "orchestrate_pricing_file": "pricing_file",
@@ -278,6 +279,11 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     "orchestrate_ruff_select": (
         "string",
         "ruff rules to select when the project has no ruff configuration (default: E4,E7,E9,F)",
+    ),
+    "orchestrate_lint_tests": (
+        "string",
+        "Test code in the lint score: count (like the rest, default), lower (its findings "
+        "one severity lower) or skip (neither its findings nor its lines count)",
     ),
     "orchestrate_tool_timeout": (
         "string",

@@ -34,12 +34,19 @@ from pytest_orchestrator.models import (
     Score,
     Severity,
     Verdict,
+    finding_order,
 )
 
 
 def fmt(value: float) -> str:
     """A score as printed everywhere: 2 decimals (the same figure the gate compares)."""
     return f"{value:.{SCORE_DIGITS}f}"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``'1 changed line'``, ``'3 changed lines'``; ``words`` for an irregular plural
+    (``plural(2, 'branch', 'branches')``)."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
 
 
 def apportion(values: Sequence[float], total: float, digits: int = SCORE_DIGITS) -> list[float]:
@@ -196,15 +203,31 @@ def _fail_on(
     findings: Sequence[Finding], settings: OrchestrationConfig, where: str
 ) -> GateCondition:
     names = ", ".join(s.value for s in settings.fail_on)
-    blocking = [f for f in findings if f.severity in settings.fail_on]
+    blocking = sorted((f for f in findings if f.severity in settings.fail_on), key=finding_order)
     if blocking:
         by_sev = Counter(f.severity.value for f in blocking)
         counts = ", ".join(f"{n} {sev}" for sev, n in sorted(by_sev.items()))
-        message = f"{counts} finding(s) at a failing severity ({names}){where}"
+        word = "finding" if len(blocking) == 1 else "findings"
+        named = "; ".join(_where(f) for f in blocking[:SHOWN_FINDINGS])
+        left = len(blocking) - SHOWN_FINDINGS
+        more = f"; and {left} more" if left > 0 else ""
+        message = f"{counts} {word} at a failing severity ({names}){where}: {named}{more}"
     else:
         message = f"no finding at a failing severity ({names}){where}"
     name = "new-code fail-on" if where else "fail-on"
     return GateCondition(name=name, passed=not blocking, message=message)
+
+
+#: Findings a failed fail-on condition names (it counts all).
+SHOWN_FINDINGS = 3
+
+
+def _where(finding: Finding) -> str:
+    """``pkg/calc.py:45 B324``, or the node id of a failing test."""
+    if finding.tool == "pytest" and ": " in finding.message:
+        return finding.message.split(": ", 1)[0]
+    place = (finding.path or "-") + (f":{finding.line}" if finding.line else "")
+    return f"{place} {finding.rule_id}"
 
 
 def _available(result: AuditResult, settings: OrchestrationConfig) -> GateCondition:
@@ -286,7 +309,7 @@ def _new_code_conditions(
     target: float,
 ) -> list[GateCondition]:
     """The conditions on the new code (see :func:`evaluate_gate`)."""
-    from pytest_orchestrator.newcode import plural, size_words
+    from pytest_orchestrator.newcode import size_words
 
     size = size_words(new_code)
     if new_code.score is None:

@@ -38,6 +38,19 @@ def skipped(path: Path) -> bool:
     )
 
 
+def is_test_file(rel: str) -> bool:
+    """Whether the POSIX path ``rel`` is test code: under a ``tests``, ``test`` or
+    ``testing`` directory, or named ``test_*.py``, ``*_test.py`` or ``conftest.py``."""
+    parts = rel.split("/")
+    name = parts[-1]
+    return (
+        any(part in ("tests", "test", "testing") for part in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+    )
+
+
 def find_sources(rootdir: Path) -> list[Path]:
     """Importable packages and top-level modules under ``rootdir`` (absolute paths)."""
     if (rootdir / "__init__.py").exists():

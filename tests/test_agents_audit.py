@@ -98,7 +98,10 @@ def test_the_seeds_markdown_report_reaches_the_gate(
     assert "recommendation: Use parameterized queries to prevent SQL injection" in audit.notes
     # the gate: two P0 findings fail it (fail-on P0), the overall score is the weighted mean
     assert not report.verdict.passed
-    assert "2 P0 finding(s) at a failing severity (P0)" in report.verdict.reasons
+    assert (
+        "2 P0 findings at a failing severity (P0): addons/ai_service/controllers/api.py:45 "
+        "agent-finding; addons/ai_service/models/query.py:128 agent-finding"
+    ) in report.verdict.reasons
     assert report.score.overall == round((100 * 30 + 75 * 20) / 50, 2)
     # the call is on the ledger, with claude's reported cost
     assert report.agents is not None

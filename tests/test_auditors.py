@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_orchestrator.auditors import tools
-from pytest_orchestrator.discovery import discover
+from pytest_orchestrator.discovery import count_lines, discover
 
 
 def report_of(pytester: pytest.Pytester) -> dict:
@@ -57,6 +58,7 @@ def test_every_outcome_is_counted_once(pytester: pytest.Pytester) -> None:
         "xfailed": 1,
         "xpassed": 1,
         "collection_errors": 0,
+        "subtests_passed": 0,
     }
     assert tests["score"] == 40.0  # (1 passed + 1 xpassed) / 5 counted
     rules = sorted((f["rule_id"], f["line"], f["message"]) for f in tests["findings"])
@@ -157,7 +159,7 @@ def test_severity_map_override_fails_the_gate(demo: pytest.Pytester) -> None:
     assert result.ret == 6
     found = {f["rule_id"]: f["severity"] for a in report_of(demo)["audits"] for f in a["findings"]}
     assert found == {"F401": "P0", "B307": "P4"}
-    result.stdout.fnmatch_lines(["*FAIL 1 P0 finding(s) at a failing severity (P0)"])
+    result.stdout.fnmatch_lines(["*FAIL 1 P0 finding at a failing severity (P0): shop/*F401"])
 
 
 def test_project_ruff_and_bandit_configuration_is_respected(demo: pytest.Pytester) -> None:
@@ -185,8 +187,20 @@ def test_finding_score_is_size_aware(demo: pytest.Pytester) -> None:
     )
 
     lint = report_of(demo)["audits"][1]
-    assert lint["score"] == round(100 - 3 / 4.035, 2)  # one P2 per 4,035 lines
-    assert lint["deductions"][0]["reason"] == "1 x F401 (P2, 3 points each per 4.035 KLOC)"
+    # the size is that of the files ruff checks: the sources (4,035 lines), the tests ...
+    [note] = lint["notes"]
+    found = re.fullmatch(
+        r"scored over the (\d+) lines of code of the (\d+) files ruff checks \(test code "
+        r"included\)",
+        note,
+    )
+    assert found is not None, note
+    lines = int(found.group(1))
+    tests = count_lines((demo.path / "tests" / "test_cart.py").read_text())
+    assert lines >= 4035 + tests
+    kloc = lines / 1000
+    assert lint["score"] == round(100 - 3 / kloc, 2)  # one P2 finding
+    assert lint["deductions"][0]["reason"] == f"1 x F401 (P2, 3 points each per {kloc:g} KLOC)"
 
 
 @pytest.mark.parametrize(

@@ -530,10 +530,12 @@ def test_show_prints_the_report_and_exits_with_its_verdict(
 
     status, out, _ = cli(capsys, "show", runs.shard_1, "-qq")
     assert status == EXIT_GATE_FAILED  # every test passed, the gate failed
+    shard = runs.load(runs.shard_1)
     assert out.splitlines() == [
-        f"Quality gate FAILED: score {runs.load(runs.shard_1)['score']['overall']:.2f} "
-        "(target 90.00)"
+        f"Quality gate FAILED: score {shard['score']['overall']:.2f} (target 90.00)",
+        *(f"  FAIL {c['message']}" for c in shard["verdict"]["conditions"] if not c["passed"]),
     ]
+    assert len(out.splitlines()) > 1  # the verdict line says why
 
     status, out, _ = cli(capsys, "show", runs.full, "--format=json")
     assert status == 1

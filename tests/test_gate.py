@@ -46,7 +46,8 @@ def test_demo_findings_scores_and_reports(demo: pytest.Pytester, extra: list[str
             "shop-demo: 4 Python files, 35 lines of code in shop",
             "*Quality gate FAILED: score 78.80 (target 90.00)",
             "*FAIL overall score 78.80 < target 90.00",
-            "*FAIL 1 P0 finding(s) at a failing severity (P0)",
+            "*FAIL 1 P0 finding at a failing severity (P0): "
+            "tests/test_cart.py::test_discount_is_applied_once",
             "*ok   tests 80.00 >= minimum 80.00",
             "*FAIL coverage 56.67 < minimum 70.00",
         ]
@@ -78,7 +79,8 @@ def test_demo_findings_scores_and_reports(demo: pytest.Pytester, extra: list[str
     assert not report.verdict.passed
     assert report.verdict.reasons == [
         "overall score 78.80 < target 90.00",
-        "1 P0 finding(s) at a failing severity (P0)",
+        "1 P0 finding at a failing severity (P0): "
+        "tests/test_cart.py::test_discount_is_applied_once",
         "coverage 56.67 < minimum 70.00",
     ]
 

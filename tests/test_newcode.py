@@ -300,7 +300,7 @@ def test_new_uncovered_function_and_ruff_finding_fail_the_new_code_gate(
             "*not covered: pkg/calc.py: 13-14",
             "Quality gate FAILED: new-code score * (target 90.00) on 5 changed lines in 1 file; "
             "overall *",
-            "*FAIL 1 P2 finding(s) at a failing severity (P2) on new code",
+            "*FAIL 1 P2 finding at a failing severity (P2) on new code: pkg/calc.py:13 F401",
             "*FAIL diff coverage 33.33 < minimum 70.00 on 3 changed executable lines "
             "(5 changed lines in 1 file)",
         ]
@@ -404,7 +404,7 @@ def test_failing_tests_fail_the_gate_whatever_lines_changed(
     assert report.new_code is not None and report.new_code.changed_lines == 0
     assert conditions(report)["new-code fail-on"] == (
         False,
-        "1 P0 finding(s) at a failing severity (P0) on new code",
+        "1 P0 finding at a failing severity (P0) on new code: tests/test_calc.py::test_environment",
     )
     assert conditions(report)["tests minimum"][0] is False
     assert not report.verdict.passed

@@ -99,8 +99,9 @@ def no_network(reason: str, output: str) -> None:
     pytest.skip(f"{reason} (no network?): {tail(output, 3)}")
 
 
-def download_sdist(dest: Path) -> Path:
-    """``pip download`` click's sdist into ``dest``; skip or fail when PyPI is unreachable."""
+def download_sdist(dest: Path, project: str = PROJECT, version: str = VERSION) -> Path:
+    """``pip download`` a project's sdist into ``dest``; skip or fail when PyPI is
+    unreachable."""
     argv = [
         sys.executable,
         "-m",
@@ -115,7 +116,7 @@ def download_sdist(dest: Path) -> Path:
         "2",
         "--timeout",
         "30",
-        f"{PROJECT}=={VERSION}",
+        f"{project}=={version}",
         "-d",
         str(dest),
     ]
@@ -125,21 +126,22 @@ def download_sdist(dest: Path) -> Path:
         )
     except subprocess.TimeoutExpired as exc:
         output = timed_out_output(exc)
-        no_network(f"pip download {PROJECT}=={VERSION} hung for {DOWNLOAD_TIMEOUT} s", output)
+        no_network(f"pip download {project}=={version} hung for {DOWNLOAD_TIMEOUT} s", output)
         raise  # unreachable: no_network skips or fails
     output = f"{proc.stdout}\n{proc.stderr}"
     if proc.returncode != 0:
-        reason = f"pip download {PROJECT}=={VERSION} failed with exit status {proc.returncode}"
+        reason = f"pip download {project}=={version} failed with exit status {proc.returncode}"
         if NETWORK_ERRORS.search(output):
             no_network(reason, output)
         pytest.fail(f"{reason}:\n{tail(output)}", pytrace=False)
-    sdist = dest / SDIST
-    assert sdist.is_file(), f"pip did not save {SDIST} in {dest}:\n{tail(output)}"
-    return sdist
+    found = sorted(dest.glob("*.tar.gz"))
+    assert len(found) == 1, f"pip did not save one sdist in {dest}:\n{tail(output)}"
+    return found[0]
 
 
 def unpack(sdist: Path, dest: Path) -> Path:
-    """Unpack ``sdist`` into ``dest`` (safely) and return the project directory."""
+    """Unpack ``sdist`` into ``dest`` (safely) and return the project directory (the
+    archive's one top directory)."""
     with tarfile.open(sdist, "r:gz") as archive:
         if hasattr(tarfile, "data_filter"):  # 3.10.12+, 3.11.4+, 3.12+
             archive.extractall(dest, filter="data")
@@ -150,11 +152,7 @@ def unpack(sdist: Path, dest: Path) -> Path:
                 if not target.is_relative_to(root) or member.issym() or member.islnk():
                     raise AssertionError(f"unsafe member in {sdist.name}: {member.name!r}")
             archive.extractall(dest)  # members checked above
-    project = dest / f"{PROJECT}-{VERSION}"
-    assert (project / "src" / PROJECT / "__init__.py").is_file(), sorted(
-        p.name for p in dest.iterdir()
-    )
-    assert (project / "tests").is_dir(), sorted(p.name for p in project.iterdir())
+    [project] = list(dest.iterdir())
     return project
 
 
@@ -162,7 +160,11 @@ def unpack(sdist: Path, dest: Path) -> Path:
 def click_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """click's sdist, downloaded once per session and unpacked: the project directory."""
     sdist = download_sdist(tmp_path_factory.mktemp("click-sdist"))
-    return unpack(sdist, tmp_path_factory.mktemp("click-src"))
+    assert sdist.name == SDIST
+    project = unpack(sdist, tmp_path_factory.mktemp("click-src"))
+    assert (project / "src" / PROJECT / "__init__.py").is_file(), project
+    assert (project / "tests").is_dir(), sorted(p.name for p in project.iterdir())
+    return project
 
 
 @dataclass
@@ -180,7 +182,8 @@ class Run:
 
 
 def child_env(project: Path) -> dict[str, str]:
-    """The environment of the gated run: click from the sdist, no settings of this run."""
+    """The environment of the gated run: the project from the sdist (``src/``, else its
+    top directory), no settings of this run."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -188,7 +191,7 @@ def child_env(project: Path) -> dict[str, str]:
         # xdist's worker variables and subprocess coverage must not leak into the child
         if not key.startswith(("PYTEST_", "COV_CORE_", "COVERAGE_"))
     }
-    src = str(project / "src")
+    src = str(project / "src") if (project / "src").is_dir() else str(project)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
@@ -502,3 +505,119 @@ def test_markdown_report_starts_with_the_gate(run: Run, report: Report) -> None:
     text = run.markdown_path.read_text(encoding="utf-8")
     assert text.startswith("# Quality gate"), text[:200]
     assert ("PASSED" if report.verdict.passed else "FAILED") in text.splitlines()[0]
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """A real project whose coverage the gate must measure as pytest-cov does.
+
+    :ivar cov: pytest-cov's ``--cov`` arguments for the same sources.
+    :ivar coveragerc: a ``.coveragerc`` written into the project first (both tools read it).
+    :ivar name: the project name the gate must find.
+    """
+
+    project: str
+    version: str
+    cov: tuple[str, ...]
+    name: str
+    coveragerc: str | None = None
+    extra: tuple[str, ...] = ()
+
+
+SDISTS = {
+    # one module, six.py: a top-level module measured like a package
+    "six": Sdist("six", "1.17.0", ("--cov=six",), "six"),
+    # [tool.coverage.run] patch = ["subprocess"], parallel, source_pkgs: under xdist too
+    "attrs": Sdist("attrs", "25.4.0", ("--cov",), "attrs"),
+    # the name only in setup.cfg; filterwarnings = error meets a pytest 9 deprecation
+    "dateutil": Sdist(
+        "python-dateutil",
+        "2.9.0.post0",
+        ("--cov", "--cov-config=.coveragerc"),
+        "python-dateutil",
+        coveragerc="[run]\nsource = src/dateutil\n",
+        extra=("-W", "default::pytest.PytestRemovedIn10Warning"),
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SDISTS))
+def sdist(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = SDISTS[request.param]
+    archive = download_sdist(
+        tmp_path_factory.mktemp(f"{request.param}-sdist"), spec.project, spec.version
+    )
+    project = unpack(archive, tmp_path_factory.mktemp(f"{request.param}-src"))
+    if spec.coveragerc is not None:
+        (project / ".coveragerc").write_text(spec.coveragerc)
+    return project
+
+
+def percent(project: Path, argv: list[str], report: Path, read: str) -> tuple[float, str]:
+    """Run ``argv`` in ``project``; the coverage percent its report says, and its output."""
+    done = subprocess.run(
+        argv,
+        cwd=project,
+        env=child_env(project),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    output = f"{done.stdout}\n{done.stderr}"
+    assert report.is_file(), f"no report from {argv}:\n{tail(output)}"
+    data = json.loads(report.read_text())
+    if read == "orchestrator":
+        [coverage] = [a for a in data["audits"] if a["dimension"] == "coverage"]
+        assert coverage["status"] == "ok", coverage
+        return float(coverage["score"]), output
+    return float(data["totals"]["percent_covered"]), output
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_coverage_equals_pytest_covs_and_leaves_no_data_file(sdist: Path, xdist: list[str]) -> None:
+    spec = next(s for s in SDISTS.values() if sdist.name.startswith(s.project))
+    common = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--continue-on-collection-errors",
+        *spec.extra,
+        *xdist,
+    ]
+    ours = sdist / "orchestrator.json"
+    ours.unlink(missing_ok=True)
+    gate, output = percent(
+        sdist,
+        [
+            *common,
+            "--orchestrate",
+            "--orchestrate-dimensions=tests,coverage",
+            f"--orchestrate-report=json:{ours}",
+        ],
+        ours,
+        "orchestrator",
+    )
+    assert sorted(p.name for p in sdist.rglob(".coverage*") if p.name != ".coveragerc") == []
+    name = json.loads(ours.read_text())["project"]["name"]
+    assert name == spec.name
+    theirs = sdist / "pytest-cov.json"
+    theirs.unlink(missing_ok=True)
+    reference, reference_output = percent(
+        sdist, [*common, *spec.cov, f"--cov-report=json:{theirs}"], theirs, "pytest-cov"
+    )
+    for leftover in sdist.glob(".coverage*"):
+        if leftover.name != ".coveragerc":
+            leftover.unlink()  # pytest-cov's own data file
+    assert abs(gate - reference) <= 0.1, (
+        f"{spec.project} {xdist}: the gate measured {gate}, pytest-cov {reference}\n"
+        f"{tail(output, 20)}\n---\n{tail(reference_output, 20)}"
+    )

@@ -89,7 +89,7 @@ def test_gate_fails_on_severity_whatever_the_score() -> None:
     results = [result("lint", 99.0, [finding(Severity.P1)])]
     verdict = evaluate_gate(overall_score(results, settings), results, settings)
     assert not verdict.passed
-    assert verdict.reasons == ["1 P1 finding(s) at a failing severity (P0, P1)"]
+    assert verdict.reasons == ["1 P1 finding at a failing severity (P0, P1): - R1"]
 
 
 def test_dimension_minimums() -> None:

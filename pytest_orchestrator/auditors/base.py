@@ -129,16 +129,25 @@ class Auditor:
         )
 
     def scored(
-        self, context: AuditContext, findings: list[Finding], **extra: object
+        self,
+        context: AuditContext,
+        findings: list[Finding],
+        *,
+        lines: int | None = None,
+        **extra: object,
     ) -> AuditResult:
-        """An ``ok`` result scored from ``findings`` by the documented finding formula."""
+        """An ``ok`` result scored from ``findings`` by the documented finding formula.
+
+        :param lines: the lines of code of the files the audit looked at (the formula's
+            size); default: the project's audited sources (``Discovery.lines_of_code``).
+        """
         from pytest_orchestrator.models import AuditResult
         from pytest_orchestrator.scoring import finding_score
 
         score, deductions = finding_score(
             self.dimension,
             findings,
-            context.project.lines_of_code,
+            context.project.lines_of_code if lines is None else lines,
             context.settings.severity_points,
         )
         return AuditResult(

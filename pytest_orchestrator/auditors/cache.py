@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_orchestrator.auditors.base import AuditContext
+from pytest_orchestrator.auditors.tools import tool_environment
 
 if TYPE_CHECKING:
     import pytest
@@ -255,10 +256,10 @@ def real_rootdir(context: AuditContext) -> Path:
     return Path(os.path.realpath(context.rootdir))
 
 
-def ruff_plan(context: AuditContext, ruff: str, options: list[str]) -> CachePlan | None:
-    """The cache plan of ``ruff check OPTIONS .``, or None (no cache this session)."""
-    if not enabled():
-        return None
+def ruff_files(context: AuditContext, ruff: str, options: list[str]) -> list[str] | None:
+    """The files ``ruff check OPTIONS .`` checks (``--show-files``: ruff's own includes,
+    excludes and ``.gitignore``), relative to the rootdir; None when ruff cannot list them
+    or lists one outside the rootdir."""
     rootdir = real_rootdir(context)
     try:
         listing = subprocess.run(
@@ -268,17 +269,33 @@ def ruff_plan(context: AuditContext, ruff: str, options: list[str]) -> CachePlan
             text=True,
             timeout=context.settings.tool_timeout,
             check=False,
+            env=tool_environment(),
         )
-        if listing.returncode != 0:
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None
+    if listing.returncode != 0:
+        return None
+    files: list[str] = []
+    for line in listing.stdout.splitlines():
+        if not line.strip():
+            continue
+        rel = relative(rootdir, line.strip())
+        if rel is None:
             return None
-        files: dict[str, str] = {}
-        for line in listing.stdout.splitlines():
-            if not line.strip():
-                continue
-            rel = relative(rootdir, line.strip())
-            if rel is None:
-                return None
-            files[rel] = _digest(context, rootdir, rel)
+        files.append(rel)
+    return files
+
+
+def ruff_plan(
+    context: AuditContext, ruff: str, options: list[str], listed: list[str] | None
+) -> CachePlan | None:
+    """The cache plan of ``ruff check OPTIONS .`` over the files it checks (``listed``:
+    :func:`ruff_files`), or None (no cache this session)."""
+    if not enabled() or listed is None:
+        return None
+    rootdir = real_rootdir(context)
+    try:
+        files = {rel: _digest(context, rootdir, rel) for rel in listed}
         folders = {rootdir, *rootdir.parents}
         for rel in files:
             folders.update((rootdir / rel).parents)

@@ -22,7 +22,7 @@ from pytest_orchestrator.models import (
     Severity,
     fingerprint,
 )
-from pytest_orchestrator.scoring import deductions_for
+from pytest_orchestrator.scoring import deductions_for, plural
 from pytest_orchestrator.severity import tool_severity
 
 if TYPE_CHECKING:
@@ -263,9 +263,9 @@ def coverage_result(
     lost = []
     for f in files:
         if f.missing or f.missing_branches:
-            what = f"{f.missing} of {f.statements} lines"
+            what = f"{f.missing} of {plural(f.statements, 'line')}"
             if f.branches:
-                what += f" and {f.missing_branches} of {f.branches} branches"
+                what += f" and {f.missing_branches} of {plural(f.branches, 'branch', 'branches')}"
             lost.append(
                 (
                     f"{f.path}: {what} not covered",
@@ -307,15 +307,26 @@ def coverage_findings(
     for f in files:
         if f.statements and f.missing == f.statements:
             rule, default = "uncovered-file", Severity.P2
-            message = f"no line of {f.path} ran under the tests (0 of {f.statements} lines)"
+            message = (
+                f"no line of {f.path} ran under the tests (0 of {plural(f.statements, 'line')})"
+            )
             line = None
         elif f.missing or f.missing_branches:
             rule, default = "uncovered-lines", Severity.P3
-            message = f"{f.missing} of {f.statements} lines not covered: {f.missing_lines}"
-            if f.missing_branches:
-                message += f" ({f.missing_branches} branches not taken)"
-            first = f.missing_lines.split("-")[0].split(",")[0].strip()
-            line = int(first) if first.isdigit() else None
+            branches = plural(f.missing_branches, "branch", "branches")
+            partial = sorted({a for a, _ in f.missing_branch_arcs or [] if a > 0})
+            at = f" at {plural(len(partial), 'line')} {line_ranges(partial)}" if partial else ""
+            if f.missing:
+                message = (
+                    f"{f.missing} of {plural(f.statements, 'line')} not covered: {f.missing_lines}"
+                )
+                if f.missing_branches:
+                    message += f"; {branches} not taken{at}"
+                first = f.missing_lines.split("-")[0].split(",")[0].strip()
+                line = int(first) if first.isdigit() else None
+            else:
+                message = f"{branches} of {f.branches} not taken{at}"
+                line = partial[0] if partial else None
         else:
             continue
         findings.append(

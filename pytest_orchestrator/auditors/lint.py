@@ -6,6 +6,12 @@ session runs ruff only on the files changed since a cached run.
 When the project has no ruff configuration (``ruff.toml``, ``.ruff.toml`` or
 ``[tool.ruff]`` in ``pyproject.toml``), rules are pinned to ``orchestrate_ruff_select``
 (default ``E4,E7,E9,F``) so scores do not jump when ruff widens its defaults.
+
+The score is the finding formula over the files ruff checks (``ruff check --show-files``):
+their findings, divided by their lines of code, so findings and size come from one set of
+files. Test code (``tests/``, ``test_*.py``, ``*_test.py``, ``conftest.py``) is part of it,
+or, with ``orchestrate_lint_tests``: ``lower`` (its findings one severity lower) or ``skip``
+(left out: neither its findings nor its lines count).
 """
 
 from __future__ import annotations
@@ -22,10 +28,25 @@ from pytest_orchestrator.auditors.tools import (
     last_line,
 )
 from pytest_orchestrator.errors import ToolUnavailable
-from pytest_orchestrator.models import AuditResult, Finding
+from pytest_orchestrator.models import AuditResult, Finding, Severity
+from pytest_orchestrator.scoring import plural
 from pytest_orchestrator.severity import ruff_severity
+from pytest_orchestrator.sources import is_test_file
 
 INSTALL_HINT = "install it with: pip install ruff"
+
+
+def _lines_of_code(rootdir: Path, files: list[str]) -> int:
+    """Non-blank, non-comment lines of ``files`` (as the project's size is counted)."""
+    from pytest_orchestrator.discovery import count_lines
+
+    total = 0
+    for rel in files:
+        try:
+            total += count_lines((rootdir / rel).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            continue
+    return total
 
 
 def has_ruff_config(rootdir: Path) -> bool:
@@ -51,11 +72,14 @@ class RuffAuditor(CommandAuditor):
     def __init__(self) -> None:
         super().__init__()
         self._plan: cache.CachePlan | None = None
+        self._files: list[str] | None = None
 
     def begin(self, context: AuditContext) -> None:
-        """Run ruff on the files changed since the cached run (none: do not run it)."""
+        """List the files ruff checks, then run it on the ones changed since the cached run
+        (none: do not run it)."""
         argv = self.command(context)
-        self._plan = cache.ruff_plan(context, argv[0], argv[2:-1])
+        self._files = cache.ruff_files(context, argv[0], argv[2:-1])
+        self._plan = cache.ruff_plan(context, argv[0], argv[2:-1], self._files)
         if self._plan is None or self._plan.run is None:
             self.launch(argv, context)
         elif self._plan.run:
@@ -100,8 +124,32 @@ class RuffAuditor(CommandAuditor):
     def _result(
         self, context: AuditContext, items: list[dict[str, object]], seconds: float
     ) -> AuditResult:
-        findings = [self._finding(context, item) for item in items]
-        result = self.scored(context, findings, duration=seconds)
+        policy = context.settings.lint_tests
+        findings = []
+        for item in items:
+            finding = self._finding(context, item)
+            if finding.path is not None and is_test_file(finding.path):
+                if policy == "skip":
+                    continue
+                if policy == "lower" and finding.severity.rank < len(Severity) - 1:
+                    lower = list(Severity)[finding.severity.rank + 1]
+                    finding = finding.model_copy(update={"severity": lower})
+            findings.append(finding)
+        notes: list[str] = []
+        lines = None
+        if self._files is not None:
+            counted = [f for f in self._files if policy != "skip" or not is_test_file(f)]
+            lines = _lines_of_code(context.rootdir, counted)
+            tests = {
+                "count": "test code included",
+                "lower": "test code included, its findings one severity lower",
+                "skip": "test code left out",
+            }[policy]
+            notes.append(
+                f"scored over the {plural(lines, 'line')} of code of the "
+                f"{plural(len(counted), 'file')} ruff checks ({tests})"
+            )
+        result = self.scored(context, findings, duration=seconds, notes=notes, lines=lines)
         result.tool_version = distribution_version("ruff")
         return result
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ import pytest
 
 from pytest_orchestrator.auditors.base import AuditContext, Auditor, make_finding
 from pytest_orchestrator.models import AuditResult, Finding, Severity, TestSummary
-from pytest_orchestrator.scoring import deductions_for
+from pytest_orchestrator.scoring import deductions_for, plural
 from pytest_orchestrator.severity import tool_severity
 
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
@@ -105,6 +106,21 @@ def in_tree_plugins(config: pytest.Config, rootdir: Path) -> list[str]:
     return sorted(found)
 
 
+def subtest_label(report: pytest.TestReport) -> str | None:
+    """``[msg] (i=1)`` for a subtest's report (pytest 9's ``subtests`` fixture, or the
+    pytest-subtests plugin: a report with a ``context`` holding ``msg`` and ``kwargs``),
+    as pytest's summary names it; None for a test's own report."""
+    context = getattr(report, "context", None)
+    if context is None or not hasattr(context, "kwargs"):
+        return None
+    msg = getattr(context, "msg", None)
+    kwargs = getattr(context, "kwargs", None) or {}
+    parts = [f"[{msg}]"] if msg else []
+    if kwargs:
+        parts.append("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")")
+    return " ".join(parts) or "[subtest]"
+
+
 def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
     """The failure's short message: the crash line pytest shows in its short summary."""
     crash = getattr(report.longrepr, "reprcrash", None)
@@ -133,6 +149,9 @@ class TestsAuditor(Auditor):
         #: :meth:`apply_oracle`). None outside a gap-closure re-audit.
         self.oracle: Observation | None = None
         self.not_run: dict[str, str] = {}
+        #: Subtests (``nodeid [msg] (i=1)``) and their outcomes: a failed one counts as a
+        #: failed test, as pytest counts it; passed ones are counted apart.
+        self.subtests: dict[str, Outcome] = {}
 
     def _record(self, nodeid: str, outcome: Outcome) -> None:
         old = self.outcomes.get(nodeid)
@@ -141,6 +160,10 @@ class TestsAuditor(Auditor):
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        label = subtest_label(report)
+        if label is not None:
+            self._subtest(report, f"{report.nodeid} {label}")
+            return
         if report.nodeid not in self.locations:
             path, line, _ = report.location
             self.locations[report.nodeid] = [
@@ -170,6 +193,25 @@ class TestsAuditor(Auditor):
                 _message(report),
             )
 
+    def _subtest(self, report: pytest.TestReport, key: str) -> None:
+        if report.failed:
+            outcome: Outcome = "failed"
+        elif report.skipped:
+            outcome = "skipped"
+        else:
+            outcome = "passed"
+        old = self.subtests.get(key)
+        if old is None or _WORSE[outcome] > _WORSE[old]:
+            self.subtests[key] = outcome
+        if report.failed:
+            path, line, _ = report.location
+            self.failures[key] = (
+                "test-failed",
+                "" if path == "." else path,
+                line + 1 if line is not None else None,
+                _message(report),
+            )
+
     @pytest.hookimpl
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -181,6 +223,26 @@ class TestsAuditor(Auditor):
                 None,
                 _message(report),
             )
+
+    def settle_subtests(self) -> None:
+        """A test with a failed subtest failed, as pytest says it did ("contains 1 failed
+        subtest"): pytest changes that report's outcome only when it reports its status,
+        after this auditor saw it pass."""
+        failed: dict[str, int] = {}
+        for key, outcome in self.subtests.items():
+            if outcome == "failed":
+                nodeid = key.split(" [", 1)[0].split(" (", 1)[0]
+                failed[nodeid] = failed.get(nodeid, 0) + 1
+        for nodeid, count in failed.items():
+            if self.outcomes.get(nodeid) == "passed":
+                self.outcomes[nodeid] = "failed"
+                path, line = (self.locations.get(nodeid) or ["", None])[:2]
+                self.failures[nodeid] = (
+                    "test-failed",
+                    str(path or ""),
+                    line if isinstance(line, int) else None,
+                    f"contains {plural(count, 'failed subtest')}",
+                )
 
     def apply_oracle(self) -> None:
         """Count as failed every test that ran (passed, failed, errored or xpassed) in the
@@ -213,6 +275,7 @@ class TestsAuditor(Auditor):
 
     def observation(self, config: pytest.Config, rootdir: Path) -> Observation:
         """What this session saw (see :class:`Observation`)."""
+        self.settle_subtests()
         return Observation(
             outcomes=dict(self.outcomes),
             locations=dict(self.locations),
@@ -221,13 +284,16 @@ class TestsAuditor(Auditor):
         )
 
     def summary(self) -> TestSummary:
-        """Counts per outcome, one per test item."""
+        """Counts per outcome, one per test item, and one per failed subtest (pytest's own
+        count: a test with a failed subtest is two failures); passed subtests apart."""
         counts = {k: 0 for k in _WORSE}
         for outcome in self.outcomes.values():
             counts[outcome] += 1
+        subtests = Counter(self.subtests.values())
         return TestSummary(
             passed=counts["passed"],
-            failed=counts["failed"],
+            failed=counts["failed"] + subtests["failed"],
+            subtests_passed=subtests["passed"],
             errors=counts["error"],
             skipped=counts["skipped"],
             xfailed=counts["xfailed"],
@@ -260,6 +326,7 @@ class TestsAuditor(Auditor):
         return out
 
     def finish(self, context: AuditContext) -> AuditResult:
+        self.settle_subtests()
         self.apply_oracle()
         return tests_result(self.summary(), self.findings(context), pytest.__version__)
 
@@ -284,8 +351,16 @@ def tests_result(summary: TestSummary, findings: list[Finding], version: str | N
     good = summary.passed + summary.xpassed
     score = round(100.0 * good / summary.counted, 2)
     bad = [
-        (f"{summary.failed} failed of {summary.counted} tests", summary.failed, summary.failed),
-        (f"{summary.errors} errors of {summary.counted} tests", summary.errors, summary.errors),
+        (
+            f"{summary.failed} failed of {plural(summary.counted, 'test')}",
+            summary.failed,
+            summary.failed,
+        ),
+        (
+            f"{plural(summary.errors, 'error')} of {plural(summary.counted, 'test')}",
+            summary.errors,
+            summary.errors,
+        ),
     ]
     lost = [(reason, 100.0 * n / summary.counted, count) for reason, n, count in bad]
     return AuditResult(

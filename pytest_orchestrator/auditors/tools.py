@@ -26,6 +26,22 @@ import pytest
 from pytest_orchestrator.auditors.base import AuditContext, Auditor
 from pytest_orchestrator.errors import ToolUnavailable
 
+#: Variables that would make a Python tool of ours start coverage (the project's subprocess
+#: measurement, pytest-cov's) and write a data file into the project.
+_COVERAGE_ENV = (
+    "COVERAGE_PROCESS_START",
+    "COVERAGE_PROCESS_CONFIG",
+    "COV_CORE_SOURCE",
+    "COV_CORE_CONFIG",
+    "COV_CORE_DATAFILE",
+)
+
+
+def tool_environment() -> dict[str, str]:
+    """The environment of our tools (ruff, bandit): this process's, without the variables
+    that would start coverage in them."""
+    return {k: v for k, v in os.environ.items() if k not in _COVERAGE_ENV}
+
 
 def find_executable(name: str) -> str | None:
     """``name`` as gap closure pinned it for a re-audit (``programs``), else next to the
@@ -61,6 +77,9 @@ class BackgroundCommand:
         self._started = 0.0
         self._error: str | None = None
         self._stdin: int = subprocess.DEVNULL
+        self._ended: float | None = None
+        #: Seconds the tool ran: from its start (or, for a prelaunched bandit, from when it
+        #: got its arguments) to its exit, not to when the session asked for its result.
         self.duration = 0.0
 
     def start(self) -> None:
@@ -75,9 +94,19 @@ class BackgroundCommand:
                 stdin=self._stdin,
                 stdout=self._out,
                 stderr=self._err,
+                env=tool_environment(),
             )
         except OSError as exc:
             self._error = f"cannot run {self.argv[0]!r} ({exc.strerror}); {self.install_hint}"
+            return
+        threading.Thread(target=self._watch, name="orchestrator-tool", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Note when the tool exits (its own run time, whenever its result is read)."""
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                self._proc.wait()
+            self._ended = time.monotonic()
 
     def wait(self) -> tuple[int, str, str]:
         """Wait for the command; returns (exit code, stdout, stderr) as text.
@@ -97,7 +126,7 @@ class BackgroundCommand:
                     f"{Path(self.argv[0]).name} ran longer than {self.timeout:g} s and was "
                     "stopped; raise orchestrate_tool_timeout"
                 ) from None
-            self.duration = time.monotonic() - self._started
+            self.duration = (self._ended or time.monotonic()) - self._started
             return code, _read(self._out), _read(self._err)
         finally:
             self._close()

@@ -12,7 +12,7 @@ from pytest_orchestrator.baseline import describe as describe_baseline
 from pytest_orchestrator.models import LoopSummary, Report, Severity
 from pytest_orchestrator.newcode import describe as describe_new_code
 from pytest_orchestrator.newcode import new_code_scores, size_words
-from pytest_orchestrator.scoring import fmt
+from pytest_orchestrator.scoring import fmt, plural
 
 TOP_FINDINGS = 25
 #: Changed files listed in the new-code section (all are in the JSON report).
@@ -177,7 +177,7 @@ def render(report: Report, links: str | None = None) -> str:
         f"# Quality gate {word} {icon}",
         "",
         f"{_score_line(report)} for "
-        f"`{_cell(project.name)}`: {project.files} Python files, "
+        f"`{_cell(project.name)}`: {plural(project.files, 'Python file')}, "
         f"{project.lines_of_code} lines of code"
         + (f", {', '.join(project.frameworks)}" if project.frameworks else "")
         + ".",
@@ -235,7 +235,8 @@ def render(report: Report, links: str | None = None) -> str:
         if not audit.deductions:
             continue
         out += [f"### {audit.dimension}", "", "| points | reason |", "|---:|---|"]
-        out += [f"| {fmt(d.points)} | {_cell(d.reason)} |" for d in audit.deductions]
+        largest = sorted(audit.deductions, key=lambda d: -d.points)
+        out += [f"| {fmt(d.points)} | {_cell(d.reason)} |" for d in largest]
         out.append("")
     findings = report.findings()
     if findings:

@@ -19,7 +19,7 @@ from pytest_orchestrator.baseline import describe as describe_baseline
 from pytest_orchestrator.models import ConfigSummary, Report, Severity
 from pytest_orchestrator.newcode import describe as describe_new_code
 from pytest_orchestrator.newcode import new_code_scores, score_words
-from pytest_orchestrator.scoring import fmt
+from pytest_orchestrator.scoring import fmt, plural
 
 TOP_FINDINGS = 10
 DEDUCTIONS_PER_DIMENSION = 5
@@ -109,13 +109,16 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
     verdict = report.verdict
     word = "[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"
     verdict_line = f"Quality gate {word}: {escape(score_words(report))}"
-    if verbosity < -1:
+    if verbosity < -1:  # the verdict, and why when it failed
         console.print(verdict_line)
+        for condition in verdict.conditions:
+            if not condition.passed:
+                console.print(f"  [red]FAIL[/] {escape(condition.message)}")
         return buffer.getvalue()
     project = report.project
     frameworks = f"; {', '.join(project.frameworks)}" if project.frameworks else ""
     console.print(
-        f"{escape(project.name)}: {project.files} Python files, "
+        f"{escape(project.name)}: {plural(project.files, 'Python file')}, "
         f"{project.lines_of_code} lines of code in {', '.join(project.sources) or 'no package'}"
         f"{frameworks}"
     )
@@ -153,6 +156,7 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
         dimension = lost.reason.split(":", 1)[0]
         console.print(f"  {_lost(lost.points)}  {escape(lost.reason)}")
         deductions = audits[dimension].deductions if dimension in audits else []
+        deductions = sorted(deductions, key=lambda d: -d.points)  # the largest first
         shown = deductions if verbosity > 0 else deductions[:DEDUCTIONS_PER_DIMENSION]
         for item in shown:
             console.print(f"        {_lost(item.points)} of {dimension}: {escape(item.reason)}")

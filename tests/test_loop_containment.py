@@ -521,6 +521,39 @@ def test_no_socket_to_start_processes_outside_the_sandbox(repo: Path, bwrap: Non
     assert report.loop.iterations[0].reason.startswith("agent failed")
 
 
+def test_the_container_engines_socket_is_out_of_reach_and_the_call_still_runs(
+    repo: Path, bwrap: None
+) -> None:
+    """With a Docker engine on the machine (``.ci/run`` starts one; ``/var/run`` is a link
+    to ``/run`` on Debian), the sandbox masks its socket and the agent's honest fix still
+    runs: masking a socket reached through a link once broke every sandboxed call."""
+    from pytest_orchestrator.agents.sandbox import MASKED_SOCKETS
+
+    present = [s for s in MASKED_SOCKETS if os.path.exists(s)]
+    if not present:
+        if os.environ.get("ORCHESTRATOR_REQUIRE_DOCKER") == "1":
+            pytest.fail("ORCHESTRATOR_REQUIRE_DOCKER=1 but no container engine socket exists")
+        pytest.skip("no container engine socket on this machine")
+    mark = repo.parent / f"{repo.name}-agent" / "reached.txt"
+    source = f"""
+        import socket
+        for path in {present!r}:
+            client = socket.socket(socket.AF_UNIX)
+            try:
+                client.connect(path)
+            except OSError:
+                continue
+            open({str(mark)!r}, 'a').write(path + '\\n')
+        """
+    done, report = gate(
+        repo, agent(repo, textwrap.dedent(source) + FIX), "--orchestrate-sandbox=bwrap"
+    )
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.accepted, iteration.reason
+    assert not mark.exists(), mark.read_text()
+
+
 def test_an_interrupted_iteration_whose_rollback_fails_keeps_its_snapshot(repo: Path) -> None:
     import signal
 

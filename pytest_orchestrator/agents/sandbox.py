@@ -72,7 +72,9 @@ STATE_PATHS: dict[str, tuple[str, ...]] = {
     "claude": (".claude/", ".claude.json", ".claude.json.backup", ".config/claude/"),
     "codex": (".codex/",),
     "gemini": (".gemini/",),
-    "copilot": (".copilot/", ".config/github-copilot/"),
+    # ~/.cache/copilot: the npm package unpacks the CLI there on its first run of a version
+    # and exits 1 ("Failed to extract bundled package") when it cannot
+    "copilot": (".copilot/", ".config/github-copilot/", ".cache/copilot/"),
     "aider": (".aider/",),
     "command": (),
 }
@@ -234,7 +236,9 @@ class Sandbox:
             runtime = Path("/run/user")
             if runtime.is_dir():
                 args += ["--tmpfs", str(runtime)]
-            for socket in MASKED_SOCKETS:
+            # one bind per real socket: /var/run is often a link to /run, and bwrap cannot
+            # mount through a link it has already mounted over
+            for socket in dict.fromkeys(os.path.realpath(s) for s in MASKED_SOCKETS):
                 if os.path.exists(socket):
                     args += ["--ro-bind", "/dev/null", socket]
             for name in MASKED_ENV:

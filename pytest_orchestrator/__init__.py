@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         Severity,
         Verdict,
     )
-    from pytest_orchestrator.orchestrator import EXIT_GATE_FAILED
+    from pytest_orchestrator.orchestrator import EXIT_GATE_FAILED, EXIT_REPORT_FAILED
 
 _EXPORTS = {
     "AuditContext": "pytest_orchestrator.auditors.base",
@@ -40,6 +40,7 @@ _EXPORTS = {
     "AuditResult": "pytest_orchestrator.models",
     "Deduction": "pytest_orchestrator.models",
     "EXIT_GATE_FAILED": "pytest_orchestrator.orchestrator",
+    "EXIT_REPORT_FAILED": "pytest_orchestrator.orchestrator",
     "Finding": "pytest_orchestrator.models",
     "OrchestrationConfig": "pytest_orchestrator.config",
     "OrchestratorError": "pytest_orchestrator.errors",
@@ -54,6 +55,7 @@ _EXPORTS = {
 
 __all__ = [
     "EXIT_GATE_FAILED",
+    "EXIT_REPORT_FAILED",
     "AuditContext",
     "AuditResult",
     "Auditor",

@@ -20,13 +20,13 @@ report of that schema is a :class:`BaselineError` (a usage error at configure ti
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from pytest_orchestrator import jsonio
 from pytest_orchestrator.errors import OrchestratorError
 from pytest_orchestrator.models import (
     READABLE_SCHEMA_VERSIONS,
@@ -62,8 +62,8 @@ def load(path: Path) -> Report:
     except OSError as exc:
         raise BaselineError(f"cannot read baseline {where!r}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = jsonio.loads(raw)
+    except ValueError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BaselineError(f"baseline {where!r} is not JSON ({first}); {_HOW}") from None
     if not isinstance(data, dict) or "schema_version" not in data:

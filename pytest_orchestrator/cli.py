@@ -189,16 +189,18 @@ def read_json(path: Path) -> Any:
         raise CliError(f"{path}: is a directory, not a JSON file") from None
     except OSError as exc:
         raise CliError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    from pytest_orchestrator import jsonio
+
     try:
-        return json.loads(data.decode("utf-8"))
+        return jsonio.loads(data)
     except UnicodeDecodeError:
         raise CliError(f"{path}: not JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
         raise CliError(
             f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    except RecursionError:
-        raise CliError(f"{path}: not JSON this tool reads (nested too deeply)") from None
+    except ValueError as exc:
+        raise CliError(f"{path}: not JSON this tool reads ({exc})") from None
 
 
 def _validation(exc: ValidationError) -> str:
@@ -240,8 +242,10 @@ def parse_report(data: Any, path: Path) -> Report:
             f"{path}: not a pytest-orchestrator report (no schema_version; write one with "
             "--orchestrate-report=json:PATH)"
         )
+    from pytest_orchestrator.reports import clean_report
+
     try:
-        return Report.model_validate(data)
+        return clean_report(Report.model_validate(data))  # untrusted text: made safe
     except ValidationError as exc:
         raise CliError(
             f"{path}: not a valid pytest-orchestrator report: {_validation(exc)}"
@@ -256,9 +260,10 @@ def parse_session(data: Any, path: Path) -> LoopState:
     from pydantic import ValidationError
 
     from pytest_orchestrator.loop.engine import LoopState
+    from pytest_orchestrator.redact import clean_data
 
     try:
-        return LoopState.model_validate(data)
+        return LoopState.model_validate(clean_data(data))  # untrusted text: made safe
     except ValidationError as exc:
         raise CliError(f"{path}: not a valid gap-closure session: {_validation(exc)}") from None
 

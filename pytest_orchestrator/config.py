@@ -512,9 +512,10 @@ class OrchestrationConfig(BaseModel):
         return path
 
     @model_validator(mode="after")
-    def _agents_usable(self, info: ValidationInfo) -> OrchestrationConfig:
+    def _agents_usable(self) -> OrchestrationConfig:
         """The agent settings work together: an agent for the LLM audits, a readable
-        pricing file, audit templates that render (checked now, not after the tests)."""
+        pricing file (the templates and the agents' programs are checked when the session
+        starts: ``Orchestrator.install``)."""
         wanted = [d for d in self.dimensions if d.startswith("agent:")]
         if wanted and not self.audit_agent_chain:
             raise ValueError(
@@ -528,20 +529,6 @@ class OrchestrationConfig(BaseModel):
                 PricingTable.load(file=self.pricing_file)
             except ValueError as exc:
                 raise ValueError(f"orchestrate_pricing_file (ini): {exc}") from None
-        if wanted:
-            from pytest_orchestrator.agents.templates import TemplateError
-            from pytest_orchestrator.auditors.agent import audit_prompt
-            from pytest_orchestrator.models import Discovery
-
-            rootdir = str((info.context or {}).get("rootdir") or ".")
-            example = Discovery(
-                name="project", rootdir=rootdir, sources=[], files=0, lines_of_code=0
-            )
-            for dimension in wanted:
-                try:
-                    audit_prompt(dimension.removeprefix("agent:"), self, example, self.budget_usd)
-                except TemplateError as exc:
-                    raise ValueError(f"--orchestrate-dimensions {dimension}: {exc}") from None
         return self
 
     @property

@@ -64,6 +64,7 @@ from pytest_orchestrator.models import (
     TestSummary,
     ToolInfo,
 )
+from pytest_orchestrator.scoring import plural
 
 if TYPE_CHECKING:
     from pytest_orchestrator.config import OrchestrationConfig
@@ -432,7 +433,9 @@ def _merge_tests(results: Sequence[tuple[str, AuditResult]]) -> AuditResult:
     findings, repeated = _unite([r.findings for _, r in results])
     version, notes = _versions(results)
     merged = tests_result(TestSummary(**counts), findings, version)
-    notes.insert(0, f"merged from {len(results)} shards: test counts summed, failures united")
+    notes.insert(
+        0, f"merged from {plural(len(results), 'shard')}: test counts summed, failures united"
+    )
     if repeated:
         notes.append(
             f"{repeated} failing test(s) were reported by more than one shard: do the shards "
@@ -544,12 +547,16 @@ def _merge_coverage(results: Sequence[tuple[str, AuditResult]]) -> AuditResult:
             "fewest branches any shard missed are counted"
         )
     version, version_notes = _versions(measured)
+    unparsable = sorted(
+        {p for _, r in measured if r.coverage is not None for p in r.coverage.unparsable}
+    )
     merged = coverage_result(
         files,
         measured_by=measured_by,
         core=cores[0],
         notes=[],
         severity_map=_coverage_severities(measured),
+        unparsable=unparsable,
     )
     merged.tool_version = version
     merged.duration = max(r.duration for _, r in results)

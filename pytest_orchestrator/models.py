@@ -29,7 +29,8 @@ SCORE_DIGITS = 2
 
 
 class Severity(str, enum.Enum):
-    """How bad a finding is, on the seeds' scale: ``P0`` critical .. ``P4`` info."""
+    """How bad a finding is: ``P0`` critical, ``P1`` high, ``P2`` medium, ``P3`` low,
+    ``P4`` info."""
 
     P0 = "P0"
     P1 = "P1"
@@ -144,6 +145,10 @@ class CoverageSummary(_Model):
     )
     core: str | None = Field(None, description="coverage.py core: ctrace, pytrace or sysmon")
     files: list[CoverageFile]
+    unparsable: list[str] = Field(
+        default_factory=list,
+        description="Measured files coverage.py could not parse: not counted (schema 1.1)",
+    )
 
 
 class AuditResult(_Model):

@@ -281,8 +281,28 @@ def resolve(rootdir: Path, ref: str) -> Base:
     return Base(top, merge_base, _text(head.stdout).strip())
 
 
+#: ``REF~N`` or ``REF^`` (possibly repeated): an ancestor of REF.
+_ANCESTOR = re.compile(r"(.+?)(?:~\d*|\^1?)+\Z")
+
+
 def _unknown_ref(top: Path, ref: str, shallow: bool) -> str:
-    """The one-line message for a ref git does not know, with how to fetch it."""
+    """The one-line message for a ref git does not know, with how to fetch it; for an
+    ancestor (``HEAD~5``, ``main^^``) past the start of a history, how long it is."""
+    ancestor = _ANCESTOR.match(ref)
+    if ancestor:
+        start = ancestor.group(1)
+        found = _git(top, "rev-list", "--count", "--first-parent", f"{start}^{{commit}}")
+        if found.returncode == 0:
+            count = int(_text(found.stdout).strip() or 0)
+            message = (
+                f"diff base {ref!r} is before the first commit: the history of {start!r} "
+                f"has {plural(count, 'commit')}"
+            )
+            if shallow:
+                return message + " in this shallow clone; fetch more (actions/checkout with "
+                "fetch-depth: 0, or git fetch --unshallow)"
+            oldest = f"{start}~{count - 1}" if count > 1 else start
+            return message + f"; give a nearer one (at most {oldest})"
     remotes = _text(_git(top, "remote").stdout).split()
     remote, _, branch = ref.partition("/")
     if branch and remote in remotes:

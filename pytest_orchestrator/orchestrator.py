@@ -12,7 +12,6 @@ Under pytest-xdist only the controller audits; a worker just measures coverage.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_orchestrator import __version__
+from pytest_orchestrator import __version__, jsonio
 from pytest_orchestrator.auditors.base import AuditContext, Auditor
 from pytest_orchestrator.auditors.cov import WorkerCoverage
 from pytest_orchestrator.auditors.measure import MEASUREMENT_KEY
@@ -52,6 +51,9 @@ if TYPE_CHECKING:
 
 #: Exit status when every test passed but the quality gate failed (pytest uses 0-5).
 EXIT_GATE_FAILED = 6
+#: Exit status when no test failed but a report file could not be written (whatever the
+#: gate decided: a CI job must not go on without the report it asked for).
+EXIT_REPORT_FAILED = 7
 
 ORCHESTRATOR_KEY = pytest.StashKey["Orchestrator"]()
 
@@ -76,6 +78,9 @@ class Orchestrator:
         #: The tests auditor (or, when ``tests`` is not audited, one registered only to
         #: observe): gap closure's oracle.
         self.observer: TestsAuditor | None = None
+        #: The report files written, and those that could not be (announced apart).
+        self.written: list[Path] = []
+        self.write_failures: list[ReportWriteError] = []
         self._child: Path | None = None
         self._started = time.monotonic()
         self._created = datetime.now(timezone.utc)
@@ -115,18 +120,11 @@ class Orchestrator:
                     "resume": None,
                 }
             )
-        elif settings.agents and not config.getoption("collectonly", default=False):
-            cls._check_loop(config, settings)
-        if not child_report and (
-            settings.agents or any(d.startswith("agent:") for d in settings.dimensions)
-        ):
-            from pytest_orchestrator.agents.sandbox import SandboxUnavailable
-            from pytest_orchestrator.auditors.agent import session_sandbox
-
-            try:
-                session_sandbox(config, settings)
-            except SandboxUnavailable as exc:
-                raise pytest.UsageError(f"--orchestrate-sandbox=bwrap: {exc}") from None
+        else:
+            if settings.agents or any(d.startswith("agent:") for d in settings.dimensions):
+                cls._check_agents(config, settings)
+            if settings.agents and not config.getoption("collectonly", default=False):
+                cls._check_loop(config, settings)
         auditors = [offered[d] for d in settings.dimensions]
         orchestrator = cls(config, settings, auditors)
         orchestrator._child = Path(child_report) if child_report else None
@@ -138,7 +136,7 @@ class Orchestrator:
                 config.pluginmanager.register(observer, "orchestrator-observer")
             if oracle:
                 try:
-                    data = json.loads(Path(oracle).read_text(encoding="utf-8"))
+                    data = jsonio.loads(Path(oracle).read_bytes())
                     observer.oracle = Observation.from_data(data)
                 except (OSError, ValueError) as exc:
                     raise pytest.UsageError(f"{ORACLE_ENV}: cannot read {oracle}: {exc}") from None
@@ -161,6 +159,40 @@ class Orchestrator:
             config.pluginmanager.register(remote, "orchestrator-remote")
         for auditor in auditors:
             config.pluginmanager.register(auditor, f"orchestrator-auditor-{auditor.dimension}")
+
+    @staticmethod
+    def _check_agents(config: pytest.Config, settings: OrchestrationConfig) -> None:
+        """Before any test runs: the sandbox works, the templates render (read now, frozen
+        for the session), and every agent's program is on PATH with a known price.
+
+        :raises pytest.UsageError: the first problem, in one line.
+        """
+        from pytest_orchestrator.agents.adapters import preflight
+        from pytest_orchestrator.agents.pricing import PricingTable
+        from pytest_orchestrator.agents.sandbox import SandboxUnavailable
+        from pytest_orchestrator.agents.templates import TemplateError
+        from pytest_orchestrator.auditors.agent import (
+            check_templates,
+            session_sandbox,
+            session_templates,
+        )
+
+        try:
+            session_sandbox(config, settings)
+        except SandboxUnavailable as exc:
+            raise pytest.UsageError(f"--orchestrate-sandbox=bwrap: {exc}") from None
+        try:
+            check_templates(session_templates(config, settings), settings, config.rootpath)
+        except TemplateError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        table = PricingTable.load(list(settings.pricing), settings.pricing_file)
+        audit = "--orchestrate-audit-agent" if settings.audit_agents else "--orchestrate-agent"
+        try:
+            preflight("--orchestrate-agent", settings.agents, table, None)
+            if any(d.startswith("agent:") for d in settings.dimensions):
+                preflight(audit, settings.audit_agent_chain, table, None)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     @staticmethod
     def _check_loop(config: pytest.Config, settings: OrchestrationConfig) -> None:
@@ -412,15 +444,10 @@ class Orchestrator:
             report = self._close_gaps(report)
         settings = self.settings
         hook.pytest_orchestrator_report(config=self.config, report=report)
-        from pytest_orchestrator.reports import write_reports
+        from pytest_orchestrator.reports import clean_report, write_reports
 
-        try:
-            write_reports(report, settings.reports)
-        except ReportWriteError as exc:
-            report.verdict.conditions.append(
-                GateCondition(name="reports written", passed=False, message=str(exc))
-            )
-            report.verdict.passed = False
+        report = clean_report(report)  # one pass for every writer: secrets, control codes
+        self.written, self.write_failures = write_reports(report, settings.reports)
         self.report = report
         self.verdict = report.verdict
 
@@ -490,6 +517,8 @@ class Orchestrator:
             )
             if failing:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            elif self.write_failures:
+                session.exitstatus = EXIT_REPORT_FAILED
             else:
                 session.exitstatus = (
                     pytest.ExitCode.OK if self.report.verdict.passed else EXIT_GATE_FAILED
@@ -497,6 +526,8 @@ class Orchestrator:
             return
         if not self.report.verdict.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = EXIT_GATE_FAILED
+        if self.write_failures and session.exitstatus in (pytest.ExitCode.OK, EXIT_GATE_FAILED):
+            session.exitstatus = EXIT_REPORT_FAILED
 
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -530,8 +561,10 @@ class Orchestrator:
         width = self.config.get_terminal_writer().fullwidth
         terminalreporter.write(render(report, markup=markup, width=width, verbosity=verbosity))
         for spec in self.settings.reports:
-            if spec.path is not None:
+            if spec.path is not None and spec.path in self.written:
                 terminalreporter.write_line(f"{spec.type} report: {spec.path}")
+        for failure in self.write_failures:
+            terminalreporter.write_line(f"ERROR: {failure}", red=True, bold=True)
         if any(spec.type == "github" for spec in self.settings.reports):
             from pytest_orchestrator.reports.github import publish
 
@@ -539,5 +572,5 @@ class Orchestrator:
                 report,
                 os.environ,
                 terminalreporter.write_line,
-                {s.type: s.path for s in self.settings.reports if s.path is not None},
+                {s.type: s.path for s in self.settings.reports if s.path in self.written},
             )

@@ -435,10 +435,33 @@ def _exec_prefix(config: pytest.Config) -> str:
     return str(value if value is not None else config.getini("orchestrate_exec") or "")
 
 
+def ignored_options(config: pytest.Config) -> list[str]:
+    """The options of this plugin given on the command line of a session that does not
+    orchestrate (no ``--orchestrate``): they do nothing."""
+    if os.environ.get(REMOTE_ENV) or os.environ.get(AGENT_ENV) or enabled(config):
+        return []
+    return [
+        option.flag
+        for option in OPTIONS
+        if option.flag != "--orchestrate"
+        and config.getoption(option.dest, default=None) not in (None, False, [])
+    ]
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not enabled(config) and config.getoption("orchestrate_exec", default=None):
         raise pytest.UsageError("--orchestrate-exec needs --orchestrate; add it")
+    ignored = ignored_options(config) if not hasattr(config, "workerinput") else []
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if ignored and reporter is not None:
+        reporter.write_line(
+            f"WARNING: {', '.join(ignored)} "
+            + ("does" if len(ignored) == 1 else "do")
+            + " nothing without --orchestrate; add --orchestrate (or orchestrate = true "
+            "in the ini file)",
+            yellow=True,
+        )
     if enabled(config):
         from pytest_orchestrator.orchestrator import Orchestrator
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 _CONTROL = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor, clear screen
@@ -53,3 +54,26 @@ def redact_text(text: str) -> str:
         text = text.replace(value, MASK)
     text = _TOKENS.sub(MASK, text)
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", text)
+
+
+_COMMAND_START = re.compile(r"^(\s*)::")
+
+
+def clean_line(text: str) -> str:
+    """``text`` safe for any output, on one line: secrets masked and control sequences
+    removed (:func:`redact_text`), line breaks made spaces, and a leading ``::`` broken up
+    (``: :``) so it can never start a GitHub workflow command."""
+    text = " ".join(redact_text(text).replace("\r", "\n").split("\n"))
+    return _COMMAND_START.sub(r"\1: :", text)
+
+
+def clean_data(value: Any) -> Any:
+    """JSON data (a report's ``model_dump``) with :func:`clean_line` applied to every string,
+    keys included."""
+    if isinstance(value, str):
+        return clean_line(value)
+    if isinstance(value, list):
+        return [clean_data(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_line(k) if isinstance(k, str) else k: clean_data(v) for k, v in value.items()}
+    return value

@@ -99,7 +99,8 @@ def finding_score(
         each = points.get(severity, 0.0)
         lost.append(
             (
-                f"{count} x {rule} ({severity.value}, {each:g} points each per {kloc:g} KLOC)",
+                f"{count} x {rule} ({severity.value}, {each:g} point{'' if each == 1 else 's'} "
+                f"each per {kloc:g} KLOC)",
                 count * each / kloc,
                 count,
             )

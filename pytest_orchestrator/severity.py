@@ -5,8 +5,9 @@ longest matching prefix wins, then these defaults:
 
 - pytest: a failing test or an error P0 (``test-failed``, ``test-error``,
   ``collection-error``);
-- ruff: syntax errors P0; undefined names (F821, F822, F823) P1; other pyflakes (F),
-  bugbear (B) and security (S) rules P2; every other rule P3; docstring rules (D) P4;
+- ruff: syntax errors (``invalid-syntax``, ``E999``) P0; undefined names (F821, F822,
+  F823) P1; other pyflakes (F), bugbear (B) and security (S) rules P2; every other rule P3;
+  docstring rules (D) P4;
 - bandit: from its severity and confidence, each LOW 1, MEDIUM 2, HIGH 3, summed:
   6 (HIGH/HIGH) P0, 5 P1, 4 P2, 3 P3, 2 (LOW/LOW) P4;
 - coverage: a source file no test imports P2, a file with uncovered lines P3.
@@ -18,8 +19,11 @@ from collections.abc import Mapping
 
 from pytest_orchestrator.models import Severity
 
+#: Codes ruff has given syntax errors: none before 0.5 (we name it ``syntax-error``), ``E999``
+#: (caught by the ``E9`` prefix) and, since 0.7, ``invalid-syntax`` (ruff 0.17's).
 RUFF_DEFAULTS: dict[str, Severity] = {
     "syntax-error": Severity.P0,
+    "invalid-syntax": Severity.P0,
     "E9": Severity.P0,
     "F821": Severity.P1,
     "F822": Severity.P1,

@@ -647,7 +647,7 @@ def test_the_action_gates_the_demo_project(
     ]
     assert annotations == [
         # on the pull request's new code (diff-base auto: origin/main), worst first
-        ("error", "tests/test_cart.py", "27"),  # a failing test is always new code's business
+        ("error", "tests/test_cart.py", "30"),  # a failing test is always new code's business
         ("warning", "shop/new.py", None),
         ("warning", "shop/new.py", "1"),
         # then the rest of the project, worst first
@@ -728,7 +728,7 @@ def test_hostile_text_forges_no_command(workspace: Path, tmp_path: Path) -> None
     failed, hostile = commands[2:4]
     assert failed.properties == {
         "file": "sub/test_hostile.py",  # relative to the workspace, not to sub/
-        "line": "1",
+        "line": "5",  # where the test failed
         "title": "P0 tests: test-failed",
     }
     assert hostile.properties == {
@@ -736,7 +736,8 @@ def test_hostile_text_forges_no_command(workspace: Path, tmp_path: Path) -> None
         "line": "2",
         "title": "P1 tests: HOSTILE,1::x",
     }
-    assert hostile.data == HOSTILE_MESSAGE
+    # the report's text is made one line before any writer sees it; still carried as data
+    assert hostile.data == HOSTILE_MESSAGE.replace("\n", " ")
     assert run.outputs["passed"] == "false"
     assert "boom" in gate.summary
 

@@ -191,18 +191,21 @@ def test_several_audits_share_the_budget_one_call_at_a_time(
     assert caps == ["0.2", "0.4"]
 
 
-def test_an_unpriced_model_is_charged_the_highest_rate_and_said(
+def test_an_unknown_model_is_charged_the_highest_rate_and_said(
     odoo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """codex without a model uses its configured one, which it does not name: the call is
+    priced at the most expensive known rate. (A model named but not priced is a usage
+    error before the tests: see test_hardening.)"""
     monkeypatch.setenv("FAKE_AGENT_TEXT", SEEDS_REPORT)
-    result, report = run_audit(odoo, "--orchestrate-audit-agent=codex:my-new-model")
+    result, report = run_audit(odoo, "--orchestrate-audit-agent=codex")
 
     assert report.agents is not None
     [call] = report.agents.calls
-    assert (call.model, call.cost_source) == ("my-new-model", "computed")
+    assert (call.model, call.cost_source) == (None, "computed")
     assert call.cost_usd == round((1000 * 10 + 200 * 30) / 1e6, 6)  # highest: 10/30
     result.stdout.fnmatch_lines(
-        ["! agents: model 'my-new-model' has no price; priced at the most expensive known rate*"]
+        ["! agents: the model is not known (none was given); priced at the most expensive*"]
     )
 
 
@@ -228,7 +231,7 @@ def test_pricing_overrides_in_the_ini_change_the_computed_cost(
         costs.append(call.cost_usd)
 
     assert costs == [
-        round((1000 * 5 + 200 * 15) / 1e6, 6),  # the shipped gpt-4o: 5/15
+        round((1000 * 2.5 + 200 * 10) / 1e6, 6),  # the shipped gpt-4o: 2.5/10
         round((1000 * 2 + 200 * 4) / 1e6, 6),  # the file's
         round((1000 * 1 + 200 * 2) / 1e6, 6),  # the ini lines win over the file
     ]
@@ -435,7 +438,7 @@ def test_an_interrupted_session_stops_the_agent(
         (
             ["--orchestrate-agent=chatgpt"],
             "ERROR: --orchestrate-agent: unknown agent 'chatgpt'; use one of aider, claude, "
-            "codex, command, copilot, gemini, command:ARGV",
+            "codex, copilot, gemini, command:ARGV",
         ),
         (
             ["--orchestrate-dimensions=tests,agent:poetry", "--orchestrate-agent=claude"],

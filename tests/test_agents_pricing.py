@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -54,12 +55,12 @@ def test_a_dated_variant_has_its_models_price(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["claude-sonnet-4.5-xyz", "gpt-4o-mini", "claude-sonnet-4.5-2025", "gemini-2.5-pro"]
+    "name", ["claude-sonnet-4.5-xyz", "gpt-4o-mini", "claude-sonnet-4.5-2025", "gemini-flash-pro"]
 )
 def test_another_model_is_priced_at_the_highest_rate_with_a_warning(name: str) -> None:
     highest = SHIPPED.highest
     assert SHIPPED.rate(name) == highest and not highest.known
-    assert (highest.input, highest.output) == (10.0, 30.0)  # gpt-4-turbo and gpt-5-codex
+    assert (highest.input, highest.output) == (10.0, 30.0)  # gpt-4-turbo
     usd, warning = SHIPPED.cost(name, 1_000_000, 1_000_000)
     assert usd == 40.0
     assert warning is not None and warning.startswith(f"model {name!r} has no price; priced at")
@@ -70,6 +71,23 @@ def test_an_unnamed_model_is_priced_at_the_highest_rate_with_a_warning() -> None
     usd, warning = SHIPPED.cost(None, 1_000_000, 0)
     assert usd == 10.0
     assert warning is not None and warning.startswith("the model is not known (none was given)")
+
+
+def test_every_shipped_price_names_its_source() -> None:
+    """Each model of the shipped table is one its vendor publishes, listed under that
+    vendor's pricing page with the date of the figures."""
+    from importlib import resources
+
+    data = json.loads(
+        resources.files("pytest_orchestrator.agents").joinpath("pricing.json").read_text()
+    )
+    listed = [m for source in data["sources"].values() for m in source["models"]]
+    assert sorted(listed) == sorted(data["models"])
+    for source in data["sources"].values():
+        assert source["url"].startswith("https://") and re.fullmatch(
+            r"\d{4}-\d{2}-\d{2}", source["as_of"]
+        )
+    assert "gemini-flash-pro" not in data["models"]  # no such model
 
 
 def test_lines_override_the_file_which_overrides_the_shipped_table(tmp_path: Path) -> None:
@@ -100,6 +118,6 @@ def test_an_override_changes_what_a_real_call_costs(tmp_path: Path) -> None:
     overridden = adapter.run(request, env, PricingTable.load(["gpt-4o=1/2"]))
 
     assert shipped.cost_source == overridden.cost_source == "computed"
-    assert shipped.cost_usd == round((1000 * 5 + 200 * 15) / 1e6, 6)  # gpt-4o: 5/15
+    assert shipped.cost_usd == round((1000 * 2.5 + 200 * 10) / 1e6, 6)  # gpt-4o: 2.5/10
     assert overridden.cost_usd == round((1000 * 1 + 200 * 2) / 1e6, 6)
     assert shipped.warnings == overridden.warnings == []

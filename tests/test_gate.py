@@ -55,7 +55,7 @@ def test_demo_findings_scores_and_reports(demo: pytest.Pytester, extra: list[str
     report = load_report(demo.path / "out" / "report.json")
     found = {(f.dimension, f.severity.value, f.rule_id, f.path, f.line) for f in report.findings()}
     assert found == {
-        ("tests", "P0", "test-failed", "tests/test_cart.py", 27),
+        ("tests", "P0", "test-failed", "tests/test_cart.py", 30),
         ("coverage", "P2", "uncovered-file", "shop/export.py", None),
         ("coverage", "P3", "uncovered-lines", "shop/pricing.py", 6),
         ("lint", "P2", "F401", "shop/cart.py", 3),
@@ -102,7 +102,7 @@ def test_demo_findings_scores_and_reports(demo: pytest.Pytester, extra: list[str
     lint_cases = {case.name: case.result for case in suites["orchestrator.lint"]}
     assert isinstance(lint_cases["P2 F401 shop/cart.py:3"][0], Skipped)
     test_cases = {case.name: case.result for case in suites["orchestrator.tests"]}
-    assert isinstance(test_cases["P0 test-failed tests/test_cart.py:27"][0], Failure)
+    assert isinstance(test_cases["P0 test-failed tests/test_cart.py:30"][0], Failure)
 
     markdown = (demo.path / "out" / "report.md").read_text()
     tokens = MarkdownIt().enable("table").parse(markdown)

@@ -647,7 +647,7 @@ def test_github_report_in_a_session(
     sub = demo.path.name
     commands = runner_commands(result.stdout.str())
     assert [(c.name, c.properties.get("file"), c.properties.get("line")) for c in commands] == [
-        ("error", f"{sub}/tests/test_cart.py", "27"),
+        ("error", f"{sub}/tests/test_cart.py", "30"),
         ("error", f"{sub}/shop/pricing.py", "6"),
         ("warning", f"{sub}/shop/export.py", None),
         ("warning", f"{sub}/shop/cart.py", "3"),

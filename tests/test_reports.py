@@ -106,8 +106,9 @@ def test_write_reports_writes_each_file(tmp_path: Path) -> None:
     specs = [
         ReportSpec(type=t, path=tmp_path / "sub" / f"r.{t}") for t in ("json", "junit", "markdown")
     ]
-    written = write_reports(make_report(), [ReportSpec(type="terminal"), *specs])
+    written, failures = write_reports(make_report(), [ReportSpec(type="terminal"), *specs])
     assert sorted(p.name for p in written) == ["r.json", "r.junit", "r.markdown"]
+    assert failures == []
 
 
 def test_exported_members() -> None:

@@ -209,7 +209,7 @@ def test_demo_session_writes_a_valid_sarif_log(demo: pytest.Pytester) -> None:
     assert rule["helpUri"].startswith("https://bandit.readthedocs.io/")
 
     failed = result_of(run_of(log, "pytest"), "test-failed")
-    assert location(failed) == ("tests/test_cart.py", "%SRCROOT%", 27)
+    assert location(failed) == ("tests/test_cart.py", "%SRCROOT%", 30)
     assert failed["level"] == "error"
     coverage = run_of(log, "coverage")
     whole_file = result_of(coverage, "uncovered-file")

@@ -37,7 +37,7 @@ def test_fifty_kloc_with_thirty_nits_does_not_score_zero() -> None:
     score, deductions = finding_score("lint", [finding(Severity.P3)] * 30, 50_000, POINTS)
     assert score == 99.4
     assert [(d.reason, d.points, d.count) for d in deductions] == [
-        ("30 x R1 (P3, 1 points each per 50 KLOC)", 0.6, 30)
+        ("30 x R1 (P3, 1 point each per 50 KLOC)", 0.6, 30)
     ]
 
 

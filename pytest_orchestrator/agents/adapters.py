@@ -20,20 +20,29 @@ command   ``spec.argv`` as given (stdin)                   stdout; free
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pytest_orchestrator import jsonio
 from pytest_orchestrator.agents.base import (
     Adapter,
     AgentError,
     AgentRequest,
     AgentResult,
+    AgentSpec,
     ErrorKind,
     excerpt,
 )
+
+if TYPE_CHECKING:
+    from pytest_orchestrator.agents.pricing import PricingTable
+    from pytest_orchestrator.agents.sandbox import Sandbox
 
 __all__ = [
     "ADAPTERS",
@@ -43,6 +52,7 @@ __all__ = [
     "CommandAdapter",
     "CopilotAdapter",
     "GeminiAdapter",
+    "preflight",
 ]
 
 # Messages of the CLIs and of the APIs behind them (Anthropic, OpenAI, Google, GitHub). Only
@@ -86,8 +96,12 @@ def _number(value: object) -> float | None:
 
 
 def _count(value: object) -> int:
+    """A token count: 0 when absent, negative or NaN; at most :data:`jsonio.MAX_INT` (an
+    absurd count is charged as the largest, so the budget binds rather than not)."""
     number = _number(value)
-    return int(number) if number is not None and number > 0 else 0
+    if number is None or not number > 0:
+        return 0
+    return int(min(number, jsonio.MAX_INT))
 
 
 def _text(value: object) -> str:
@@ -105,19 +119,20 @@ def _json_object(text: str) -> dict[str, Any] | None:
     if not stripped:
         return None
     try:
-        value = json.loads(stripped)
+        value = jsonio.loads(stripped, lenient=True)
     except ValueError:
         value = None
     if isinstance(value, dict):
         return value
-    decoder = json.JSONDecoder()
+    decoder = jsonio.decoder(lenient=True)
     start = stripped.find("{")
     for _ in range(50):
         if start < 0:
             break
         try:
             value, _end = decoder.raw_decode(stripped, start)
-        except ValueError:
+            jsonio.check_depth(value)
+        except (ValueError, RecursionError):
             value = None
         if isinstance(value, dict):
             return value
@@ -179,6 +194,8 @@ class ClaudeAdapter(_CliAdapter):
 
     name = "claude"
     executable = "claude"
+    install = "npm install -g @anthropic-ai/claude-code"
+    reports_cost = True
     auth_env = ("ANTHROPIC_API_KEY",)
     default_model = None  # the CLI's configured model is unknown until it reports it
 
@@ -279,6 +296,7 @@ class CodexAdapter(_CliAdapter):
 
     name = "codex"
     executable = "codex"
+    install = "npm install -g @openai/codex"
     #: ``CODEX_API_KEY`` is the documented key of ``codex exec``; ``OPENAI_API_KEY`` is read too.
     auth_env = ("CODEX_API_KEY", "OPENAI_API_KEY")
     default_model = None  # the CLI's configured model is unknown: priced at the highest rate
@@ -303,7 +321,7 @@ class CodexAdapter(_CliAdapter):
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
+                event = jsonio.loads(line, lenient=True)
             except ValueError:
                 continue
             if isinstance(event, dict):
@@ -396,6 +414,7 @@ class GeminiAdapter(_CliAdapter):
 
     name = "gemini"
     executable = "gemini"
+    install = "npm install -g @google/gemini-cli"
     auth_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     default_model = None  # the CLI's configured model is unknown until its stats name it
     STDIN_INSTRUCTION = "Carry out the task given above."
@@ -490,6 +509,7 @@ class CopilotAdapter(_CliAdapter):
 
     name = "copilot"
     executable = "copilot"
+    install = "npm install -g @github/copilot"
     auth_env = ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN")
     default_model = None  # the CLI's configured model is unknown: priced at the highest rate
 
@@ -518,14 +538,38 @@ class CopilotAdapter(_CliAdapter):
 
 
 #: ``litellm.AuthenticationError: AuthenticationError: OpenAIException - ...`` (aider prints
-#: the exception of a failed API call, then a hint, then carries on and exits 0).
-_LITELLM_ERROR = re.compile(r"^litellm\.([A-Za-z]+):[ \t]*(.*)$", re.MULTILINE)
-_AIDER_TOKENS = re.compile(
-    r"^Tokens: ([\d.]+[kM]?) sent(?:, ([\d.]+[kM]?) cache write)?"
-    r"(?:, ([\d.]+[kM]?) cache hit)?, ([\d.]+[kM]?) received\.",
+#: the exception of a failed API call, then a hint, then carries on and exits 0). aider's
+#: console wraps what it prints at 80 columns when its output is not a terminal, so the
+#: message goes on over the next lines, up to an empty line, the hint (``The API provider
+#: ...``), the next error, or ``Retrying in ...``.
+_LITELLM_ERROR = re.compile(
+    r"^litellm\.([A-Za-z]+):[ \t]*(.*(?:\n(?!litellm\.|The API provider |Retrying in |Tokens: )"
+    r"[ \t]*\S.*)*)",
     re.MULTILINE,
 )
-_AIDER_COST = re.compile(r"Cost: \$([\d.]+) message, \$([\d.]+) session\.")
+# The usage report is wrapped too when long (cache counts): any whitespace between words.
+_AIDER_TOKENS = re.compile(
+    r"^Tokens:\s+([\d.]+[kM]?)\s+sent(?:,\s+([\d.]+[kM]?)\s+cache\s+write)?"
+    r"(?:,\s+([\d.]+[kM]?)\s+cache\s+hit)?,\s+([\d.]+[kM]?)\s+received\.",
+    re.MULTILINE,
+)
+_AIDER_COST = re.compile(r"Cost:\s+\$([\d.]+)\s+message,\s+\$([\d.]+)\s+session\.")
+#: What aider prints when it starts to wait for a browser login to OpenRouter (up to 5
+#: minutes, listening on a localhost port): it was named no model and found no API key
+#: (or an ``openrouter/`` model and no ``OPENROUTER_API_KEY``), offered the login, and
+#: ``--yes-always`` accepted. The call is stopped there (``AiderAdapter.waits_forever``).
+_AIDER_LOGIN_WAIT = "Please open this URL in your browser to connect Aider with OpenRouter"
+#: aider's own words for why it offers that login.
+_AIDER_NO_KEY = re.compile(
+    r"No\s+LLM\s+model\s+was\s+specified\s+and\s+no\s+API\s+keys\s+were\s+provided\."
+    r"|The\s+specified\s+model\s+\S+\s+requires\s+an\s+OpenRouter\s+API\s+key,"
+    r"\s+which\s+was\s+not\s+found\."
+)
+#: The identity aider gets when the repository has none (see :meth:`AiderAdapter.run`).
+_AIDER_GIT_IDENTITY = (
+    ("user.name", "pytest-orchestrator agent"),
+    ("user.email", "agent@pytest-orchestrator.invalid"),
+)
 _LITELLM_KINDS: dict[str, ErrorKind] = {
     "AuthenticationError": "auth",
     "PermissionDeniedError": "auth",
@@ -556,8 +600,8 @@ def _aider_tokens(text: str | None) -> int:
         return 0
     scale = {"k": 1_000, "M": 1_000_000}.get(text[-1], 1)
     try:
-        return int(float(text.rstrip("kM")) * scale)
-    except ValueError:
+        return min(int(float(text.rstrip("kM")) * scale), jsonio.MAX_INT)
+    except (ValueError, OverflowError):  # not a number, or infinite
         return 0
 
 
@@ -573,13 +617,21 @@ class AiderAdapter(_CliAdapter):
     failed, so failures are read from the ``litellm.<Error>:`` lines it prints; its usage
     report (``Tokens: 2.3k sent, 215 received. Cost: $0.01 message, $0.01 session.``) gives
     the tokens and the cost when it prints one.
+
+    Two things of aider's start-up are dealt with: with no model named and no API key, it
+    waits for a browser login instead of answering (:attr:`waits_forever`: the call is
+    stopped there and is an ``auth`` error); in a repository without a git identity it
+    writes one into ``.git/config`` (see :meth:`run`).
     """
 
     name = "aider"
     executable = "aider"
+    install = "pip install aider-chat"
+    reports_cost = True
     auth_env = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
     prompt_via: ClassVar[Literal["stdin", "file"]] = "file"
     default_model = None  # the CLI's configured model is unknown: priced at the highest rate
+    waits_forever = _AIDER_LOGIN_WAIT.encode()
 
     def argv(self, request: AgentRequest, prompt_file: Path | None) -> list[str]:
         if prompt_file is None:
@@ -612,12 +664,34 @@ class AiderAdapter(_CliAdapter):
         return [*argv, "--chat-mode", "ask", "--dry-run", *(f"--read={f}" for f in request.files)]
 
     def auth_message(self, detail: str) -> str:
-        model = (self.model or "").lower()
+        if self.model is None:
+            return (
+                f"aider is not authenticated ({excerpt(detail, 200)}); set the API key of "
+                "the model aider uses (OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY...), "
+                "or name the model (aider:MODEL) and set its key"
+            )
+        model = self.model.lower()
         needs = next((key for part, key in _AIDER_KEYS if part in model), "OPENAI_API_KEY")
         return (
             f"aider is not authenticated ({excerpt(detail, 200)}); set {needs} "
             f"for model {self.model!r}"
         )
+
+    def run(
+        self,
+        request: AgentRequest,
+        env: dict[str, str] | None = None,
+        pricing: PricingTable | None = None,
+        sandbox: Sandbox | None = None,
+    ) -> AgentResult:
+        """:meth:`Adapter.run` with a git identity for aider: in a repository with no
+        ``user.name``/``user.email`` configured, aider writes placeholders into
+        ``.git/config`` (and crashes in the sandbox, where ``.git`` is read-only); it gets
+        one through ``GIT_CONFIG_*`` variables instead (git 2.31+) and commits nothing
+        (``--no-auto-commits``). (Its wait for a browser login is :attr:`waits_forever`.)"""
+        environment = dict(os.environ if env is None else env)
+        environment.update(_git_identity(request.cwd, environment))
+        return super().run(request, environment, pricing, sandbox)
 
     def parse(
         self, stdout: str, stderr: str, returncode: int, request: AgentRequest
@@ -632,6 +706,14 @@ class AiderAdapter(_CliAdapter):
             result.tokens_out = sum(_aider_tokens(r.group(4)) for r in reports)
         if costs:
             result.cost_usd = float(costs[-1].group(2))  # the session's total so far
+        if _AIDER_LOGIN_WAIT in output:  # stopped there (waits_forever), or gave up after 5 min
+            said = _AIDER_NO_KEY.search(output)
+            reason = " ".join(said.group(0).split()) if said else "no API key found."
+            result.error = AgentError(
+                "auth",
+                self.auth_message(f"{reason} It waited for a browser login to OpenRouter"),
+            )
+            return result
         if returncode != 0:
             result.error = self.fail(output, returncode)
             return result
@@ -640,7 +722,7 @@ class AiderAdapter(_CliAdapter):
         if errors and not (reports and reports[-1].start() > errors[-1].start()):
             last = errors[-1]
             kind = _LITELLM_KINDS.get(last.group(1), "nonzero_exit")
-            detail = f"litellm.{last.group(1)}: {last.group(2)}"
+            detail = f"litellm.{last.group(1)}: {' '.join(last.group(2).split())}"
             if kind == "nonzero_exit":
                 result.error = AgentError(
                     kind, f"aider reported {excerpt(detail, 300)} (and exited 0 all the same)"
@@ -655,6 +737,42 @@ class AiderAdapter(_CliAdapter):
             # aider exits 0 whatever happened: an edit request without an applied edit failed
             result.error = self.bad_output("applied no edit", output)
         return result
+
+
+def _git_identity(cwd: Path, env: dict[str, str]) -> dict[str, str]:
+    """``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` variables that give git, in ``cwd`` with
+    ``env``, the parts of :data:`_AIDER_GIT_IDENTITY` it has none of (empty: nothing
+    missing, or git is not there to ask)."""
+    git = shutil.which("git", path=env.get("PATH"))
+    if git is None:
+        return {}
+    missing: list[tuple[str, str]] = []
+    for key, value in _AIDER_GIT_IDENTITY:
+        try:
+            done = subprocess.run(
+                [git, "config", "--get", key],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return {}
+        if done.returncode == 1 and not done.stdout.strip():  # 1: the key is not set
+            missing.append((key, value))
+    if not missing:
+        return {}
+    try:
+        first = int(env.get("GIT_CONFIG_COUNT") or 0)
+    except ValueError:
+        return {}
+    extra = {"GIT_CONFIG_COUNT": str(first + len(missing))}
+    for index, (key, value) in enumerate(missing, start=first):
+        extra[f"GIT_CONFIG_KEY_{index}"] = key
+        extra[f"GIT_CONFIG_VALUE_{index}"] = value
+    return extra
 
 
 class CommandAdapter(_CliAdapter):
@@ -682,6 +800,32 @@ class CommandAdapter(_CliAdapter):
                 f"{excerpt(detail, 300)}",
             )
         return result
+
+
+def preflight(option: str, specs: Sequence[str], table: PricingTable, path: str | None) -> None:
+    """Check, before any test runs, that each agent of ``option`` (its ``NAME[:MODEL]`` or
+    ``command:ARGV`` entries) can be called: its program is on ``path`` (a ``PATH`` value;
+    None: this process's), and a model named for a CLI we price from tokens (codex, gemini,
+    copilot) has a rate in ``table`` (a budget cannot be kept for an unknown price).
+
+    :raises ValueError: one line naming the option, the agent and the fix.
+    """
+    for text in specs:
+        spec = AgentSpec.parse(text)
+        adapter = ADAPTERS[spec.name]
+        program = spec.argv[0] if spec.argv else adapter.executable
+        if shutil.which(program, path=path) is None:
+            how = f"install it ({adapter.install})" if adapter.install else "install it"
+            raise ValueError(
+                f"{option}={spec.label}: {program!r} is not on PATH; {how}, give its "
+                "directory in PATH, or choose another agent"
+            )
+        if spec.model and not adapter.reports_cost and not table.knows(spec.model):
+            raise ValueError(
+                f"{option}={spec.label}: no price for model {spec.model!r} ({spec.name} reports "
+                "tokens, not a cost); add one with orchestrate_pricing = "
+                f"{spec.model}=INPUT/OUTPUT (USD per 1M tokens), or name a priced model"
+            )
 
 
 ADAPTERS: dict[str, type[Adapter]] = {

@@ -95,7 +95,7 @@ class AgentSpec:
                 raise ValueError("command: needs a command, e.g. 'command:ruff check --fix'")
             return cls("command", None, argv)
         if name not in ADAPTERS:
-            known = ", ".join([*sorted(ADAPTERS), "command:ARGV"])
+            known = ", ".join([*sorted(n for n in ADAPTERS if n != "command"), "command:ARGV"])
             raise ValueError(f"unknown agent {name!r}; use one of {known}")
         return cls(name, rest.strip() or None)
 
@@ -194,6 +194,10 @@ class Adapter:
     :cvar default_model: the model priced when none is given; None when the CLI's own
         choice is unknown (priced at the most expensive known rate, with a warning, unless
         the CLI reports the model it used).
+    :cvar reports_cost: whether the CLI reports what a call cost (else it is priced from
+        our table, which must then know a model given by name).
+    :cvar install: how to install the CLI (for the message when it is missing).
+    :cvar waits_forever: see :meth:`_wait`.
     """
 
     name: ClassVar[str] = ""
@@ -201,6 +205,11 @@ class Adapter:
     auth_env: ClassVar[tuple[str, ...]] = ()
     prompt_via: ClassVar[Literal["stdin", "file"]] = "stdin"
     default_model: ClassVar[str | None] = None
+    reports_cost: ClassVar[bool] = False
+    install: ClassVar[str] = ""
+    #: Output showing that the CLI waits for what no batch call gets (aider's browser
+    #: login): once its stdout shows it, the call is stopped and parsed as it is.
+    waits_forever: ClassVar[bytes | None] = None
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
@@ -297,7 +306,7 @@ class Adapter:
             with _RUNNING_LOCK:
                 _RUNNING.add(process)
             try:
-                process.wait(timeout=request.timeout)
+                self._wait(process, request.timeout, folder / "stdout")
             except subprocess.TimeoutExpired:
                 _stop(process)
                 timed_out = self.result(
@@ -330,6 +339,31 @@ class Adapter:
         result.sandbox = kind
         return price_result(result, request, pricing)
 
+    def _wait(self, process: subprocess.Popen[bytes], timeout: float, stdout: Path) -> None:
+        """Wait for ``process`` to end, at most ``timeout`` seconds; with
+        :attr:`waits_forever`, look at the first 64 KiB of its ``stdout`` file every
+        :data:`WATCH_INTERVAL` seconds and stop it once they show that marker.
+
+        :raises subprocess.TimeoutExpired: it did not end in time.
+        """
+        if self.waits_forever is None:
+            process.wait(timeout=timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            try:
+                process.wait(timeout=min(WATCH_INTERVAL, left))
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(OSError), open(stdout, "rb") as handle:
+                if self.waits_forever in handle.read(1 << 16):
+                    _stop(process)
+                    return
+
     def state_paths(self) -> list[str]:
         """What the CLI keeps under ``$HOME`` (writable in the sandbox; see
         :data:`~pytest_orchestrator.agents.sandbox.STATE_PATHS`)."""
@@ -351,6 +385,9 @@ def _read_output(path: Path) -> str:
         return handle.read().decode("utf-8", "replace")
 
 
+#: Seconds between two looks at the output of a CLI that may wait forever (see
+#: ``Adapter._wait``).
+WATCH_INTERVAL = 0.25
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
 _CANCELLED = threading.Event()

@@ -30,7 +30,6 @@ are kept, every string is cleaned of control characters and capped).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -42,6 +41,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from pytest_orchestrator import jsonio
 from pytest_orchestrator.models import Severity
 
 #: Characters of an answer that are read; the rest is ignored.
@@ -270,8 +270,8 @@ def _from_json(text: str, tokens: list[Token]) -> AgentAudit | None:
     for candidate in reversed(candidates):
         audit: AgentAudit | None
         try:
-            audit = AgentAudit.model_validate_json(candidate)
-        except (ValidationError, ValueError, RecursionError):
+            audit = AgentAudit.model_validate(jsonio.loads(candidate))
+        except ValueError:  # ValidationError included
             audit = _lenient(candidate)
         if audit is not None and audit.usable:
             return audit
@@ -283,8 +283,8 @@ def _lenient(candidate: str) -> AgentAudit | None:
     keys ignored, each finding validated on its own (the invalid ones dropped and counted
     in ``dropped``), an invalid score or summary left out. None when it is not an object."""
     try:
-        data = json.loads(candidate)
-    except (ValueError, RecursionError):
+        data = jsonio.loads(candidate)
+    except ValueError:
         return None
     if not isinstance(data, dict):
         return None

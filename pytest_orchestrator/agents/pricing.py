@@ -1,9 +1,10 @@
 """Prices of models, and the cost of a call when the CLI does not report one.
 
-The table ships as data (``pricing.json``: USD per 1,000,000 input and output tokens, from
-the seeds' tables) and is overridden by the ini setting ``orchestrate_pricing`` (lines
-``MODEL=INPUT/OUTPUT``) or a file named by ``orchestrate_pricing_file`` (the same JSON
-shape). A cost the CLI reports wins over a computed one.
+The table ships as data (``pricing.json``: USD per 1,000,000 input and output tokens, the
+vendors' published prices, each vendor with its pricing page and the date of the figures)
+and is overridden by the ini setting ``orchestrate_pricing`` (lines ``MODEL=INPUT/OUTPUT``)
+or a file named by ``orchestrate_pricing_file`` (the same JSON shape). A cost the CLI
+reports wins over a computed one, unless it is negative, NaN or infinite.
 
 Model names are matched after :func:`normalize`: without a provider prefix and without the
 version suffixes the providers document (a date ``-YYYYMMDD``, ``@YYYYMMDD`` or
@@ -16,11 +17,14 @@ table is still under-counted: give its price in ``orchestrate_pricing``).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pytest_orchestrator import jsonio
 
 if TYPE_CHECKING:
     from pytest_orchestrator.agents.base import AgentRequest, AgentResult
@@ -76,12 +80,12 @@ class PricingTable:
         for model, pair in models.items():
             try:
                 low, high = (float(v) for v in pair)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(
                     f"price of {model!r} must be [input, output] USD per 1M tokens"
                 ) from None
-            if low < 0 or high < 0 or low != low or high != high:
-                raise ValueError(f"price of {model!r} must be non-negative numbers")
+            if not (0 <= low < math.inf and 0 <= high < math.inf):  # NaN fails too
+                raise ValueError(f"price of {model!r} must be non-negative finite numbers")
             rates[normalize(model)] = Rate(low, high)
         return cls(rates)
 
@@ -114,7 +118,7 @@ class PricingTable:
         table = cls.shipped()
         if file is not None:
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
+                data = jsonio.loads(file.read_bytes())
                 models = data["models"] if isinstance(data, dict) and "models" in data else data
                 table.rates.update(cls.from_mapping(models).rates)
             except (OSError, ValueError, TypeError, AttributeError) as exc:
@@ -131,6 +135,10 @@ class PricingTable:
             max((r.output for r in self.rates.values()), default=0.0),
             known=False,
         )
+
+    def knows(self, model: str) -> bool:
+        """Whether ``model`` has its own rate (see :meth:`rate`)."""
+        return normalize(model) in self.rates
 
     def rate(self, model: str | None) -> Rate:
         """The rate of ``model`` (USD per 1M tokens): the table's entry for its name after
@@ -170,6 +178,13 @@ def price_result(
     free for commands. Computed and estimated costs use ``table`` (default: the shipped
     one): ``result.model``'s rate, or for an unnamed or unknown model the highest, with
     :func:`unpriced_warning` added to ``result.warnings``."""
+    if result.cost_usd is not None and not (
+        math.isfinite(result.cost_usd) and result.cost_usd >= 0
+    ):
+        bad = f"the agent reported a cost of {result.cost_usd} USD, which no call costs"
+        result = replace(
+            result, cost_usd=None, warnings=[*result.warnings, f"{bad}; priced as unreported"]
+        )
     if result.cost_usd is not None:
         return replace(result, cost_source="reported")
     if result.agent.startswith("command:"):

@@ -54,6 +54,11 @@ EXCERPT_MAX_CONTEXT = 10
 EXCERPT_LINE_CHARS = 200
 #: Characters kept of a finding's message.
 MESSAGE_MAX_CHARS = 4000
+#: Largest template file read from ``orchestrate_templates_dir`` (bytes).
+MAX_TEMPLATE_BYTES = 1_000_000
+#: Longest prompt rendered (characters): about 250,000 tokens, more than any agent's
+#: context window; a template that writes more (a runaway loop) is an error.
+MAX_PROMPT_CHARS = 1_000_000
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 # C0 controls but tab and newline, DEL, C1 controls: terminal escapes and NULs from tool output.
@@ -273,6 +278,76 @@ class _PackageLoader(jinja2.BaseLoader):
         return sorted(p.name for p in root.iterdir() if p.is_file())
 
 
+class _FrozenLoader(jinja2.BaseLoader):
+    """The templates of a user directory, read once (when the session starts) into memory:
+    a change to the files later (by an agent, say) does not change the prompts. A link
+    that leads out of the directory, a file larger than :data:`MAX_TEMPLATE_BYTES` or one
+    that is not UTF-8 is refused.
+
+    :raises TemplateError: such a file (the message names it).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.sources: dict[str, tuple[str, str]] = {}
+        root = directory.resolve()
+        for folder, dirs, files in os.walk(directory):  # links to folders are not followed
+            dirs.sort()
+            for name in sorted(files):
+                if not name.endswith(SUFFIX):
+                    continue
+                path = Path(folder) / name
+                relative = path.relative_to(directory).as_posix()
+                real = path.resolve()
+                if not real.is_relative_to(root):
+                    raise TemplateError(
+                        f"{INI}: {relative} is a link to {real}, outside {directory}; copy "
+                        "the file into the directory instead"
+                    )
+                try:
+                    if real.stat().st_size > MAX_TEMPLATE_BYTES:
+                        raise TemplateError(
+                            f"{INI}: {relative} is larger than {MAX_TEMPLATE_BYTES} bytes"
+                        )
+                    self.sources[relative] = (real.read_text(encoding="utf-8"), str(path))
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise TemplateError(f"{INI}: cannot read {relative}: {oneline(exc)}") from None
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        name = "/".join(split_template_path(template))  # refuses '..'
+        if name not in self.sources:
+            raise jinja2.TemplateNotFound(template)
+        source, filename = self.sources[name]
+        return source, filename, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.sources)
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """Jinja2's sandbox, with the arithmetic that builds huge values refused: repeating
+    or joining sequences past :data:`MAX_PROMPT_CHARS` items, and powers past 1024 (the
+    sandbox already bounds ``range`` to 100,000 items)."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        sized = (str, list, tuple)
+        size = 0
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, sized) and isinstance(count, int):
+                    size = len(seq) * count
+        elif operator == "+" and isinstance(left, sized) and isinstance(right, sized):
+            size = len(left) + len(right)
+        elif operator == "**" and isinstance(right, (int, float)) and abs(right) > 1024:
+            raise SecurityError("a power above 1024")
+        if size > MAX_PROMPT_CHARS:
+            raise SecurityError(f"a value larger than {MAX_PROMPT_CHARS} items")
+        return super().call_binop(context, operator, left, right)
+
+
 def _file_name(name: str) -> str:
     return name if name.endswith(SUFFIX) else name + SUFFIX
 
@@ -306,19 +381,25 @@ def _validation_message(exc: ValidationError) -> str:
 class PromptTemplates:
     """The shipped templates, overridden by those of ``user_dir`` of the same name.
 
+    The user directory is read when this object is made (see :class:`_FrozenLoader`):
+    make one when the session starts and keep it.
+
     :param user_dir: the directory of ``orchestrate_templates_dir``, or None.
-    :raises TemplateError: ``user_dir`` is not a directory.
+    :raises TemplateError: ``user_dir`` is not a directory, or holds a link out of it, a
+        file too large or not UTF-8.
     """
 
     def __init__(self, user_dir: str | os.PathLike[str] | None = None) -> None:
         self.user_dir = Path(user_dir) if user_dir is not None else None
         loaders: list[jinja2.BaseLoader] = []
+        self._user: _FrozenLoader | None = None
         if self.user_dir is not None:
             if not self.user_dir.is_dir():
                 raise TemplateError(f"{INI}: {self.user_dir} is not a directory")
-            loaders.append(jinja2.FileSystemLoader(self.user_dir, encoding="utf-8"))
+            self._user = _FrozenLoader(self.user_dir)
+            loaders.append(self._user)
         loaders.append(_PackageLoader(PACKAGE))
-        self.env = SandboxedEnvironment(
+        self.env = _BoundedEnvironment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # prompts are not HTML
@@ -354,8 +435,8 @@ class PromptTemplates:
 
     def origin(self, name: str) -> str:
         """Where template ``name`` comes from: its file in the user directory, or ``package``."""
-        if self.user_dir is not None and (self.user_dir / _file_name(name)).is_file():
-            return str(self.user_dir / _file_name(name))
+        if self._user is not None and _file_name(name) in self._user.sources:
+            return self._user.sources[_file_name(name)][1]
         return "package"
 
     def render(self, name: str, variables: PromptVariables | Mapping[str, Any]) -> str:
@@ -387,7 +468,9 @@ class PromptTemplates:
         except ValidationError as exc:
             raise TemplateError(f"{label}: {_validation_message(exc)}") from None
         try:
-            return template.render(context)
+            return self._bounded(template, context, label)
+        except TemplateError:
+            raise
         except jinja2.TemplateSyntaxError as exc:  # in an included template
             raise TemplateError(self._syntax_message(label, file, exc)) from None
         except jinja2.TemplateNotFound as exc:
@@ -402,6 +485,21 @@ class PromptTemplates:
         except Exception as exc:  # a template may raise anything (1/0, a bad filter argument)
             where = _template_line(file, exc)
             raise TemplateError(f"{label}{where}: {type(exc).__name__}: {oneline(exc)}") from None
+
+    @staticmethod
+    def _bounded(template: jinja2.Template, context: dict[str, Any], label: str) -> str:
+        """The rendered text, stopped once it passes :data:`MAX_PROMPT_CHARS`."""
+        parts: list[str] = []
+        size = 0
+        for part in template.generate(context):
+            size += len(part)
+            if size > MAX_PROMPT_CHARS:
+                raise TemplateError(
+                    f"{label}: the prompt grows past {MAX_PROMPT_CHARS} characters (a "
+                    "runaway loop?); no agent takes that much"
+                )
+            parts.append(part)
+        return "".join(parts)
 
     @staticmethod
     def _syntax_message(label: str, file: str, exc: jinja2.TemplateSyntaxError) -> str:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pytest_orchestrator.agents.base import AgentResult
     from pytest_orchestrator.agents.runner import Ledger
     from pytest_orchestrator.agents.sandbox import Sandbox
+    from pytest_orchestrator.agents.templates import FindingVars, PromptTemplates
     from pytest_orchestrator.config import OrchestrationConfig
     from pytest_orchestrator.models import AuditResult, Deduction, Discovery, Finding
 
@@ -60,6 +61,20 @@ def ledger(config: pytest.Config, budget_usd: float | None) -> Ledger:
 
 
 SANDBOX_KEY = pytest.StashKey["Sandbox"]()
+TEMPLATES_KEY = pytest.StashKey["PromptTemplates"]()
+
+
+def session_templates(config: pytest.Config, settings: OrchestrationConfig) -> PromptTemplates:
+    """The session's prompt templates, read once (the first call, when the session starts):
+    templates changed later in the tree (by an agent) do not change the prompts.
+
+    :raises TemplateError: ``orchestrate_templates_dir`` cannot be read (one line).
+    """
+    from pytest_orchestrator.agents.templates import PromptTemplates
+
+    if TEMPLATES_KEY not in config.stash:
+        config.stash[TEMPLATES_KEY] = PromptTemplates(settings.templates_dir)
+    return config.stash[TEMPLATES_KEY]
 
 
 def session_sandbox(config: pytest.Config, settings: OrchestrationConfig) -> Sandbox:
@@ -98,6 +113,7 @@ class AgentAuditor(Auditor):
         settings = context.settings
         try:
             prompt = audit_prompt(
+                session_templates(self.config, settings),
                 self.name,
                 settings,
                 context.project,
@@ -234,16 +250,19 @@ def _deductions(
 
 
 def audit_prompt(
-    name: str, settings: OrchestrationConfig, project: Discovery, budget_left: float | None
+    templates: PromptTemplates,
+    name: str,
+    settings: OrchestrationConfig,
+    project: Discovery,
+    budget_left: float | None,
 ) -> str:
     """The rendered ``audit_NAME.j2`` prompt.
 
     :raises TemplateError: the template is missing or broken (one line).
     """
     from pytest_orchestrator.agents.parse import audit_schema
-    from pytest_orchestrator.agents.templates import PromptTemplates
 
-    return PromptTemplates(settings.templates_dir).render(
+    return templates.render(
         f"audit_{name}",
         {
             "project": project.model_dump(),
@@ -257,6 +276,72 @@ def audit_prompt(
             "score": None,
         },
     )
+
+
+def loop_prompt(
+    templates: PromptTemplates,
+    name: str,
+    settings: OrchestrationConfig,
+    project: Discovery,
+    findings: list[FindingVars],
+    budget_left: float | None,
+    score: float | None,
+) -> str:
+    """The rendered prompt of gap closure's ``close_gap.j2`` or ``develop_feature.j2``.
+
+    :raises TemplateError: the template is missing or broken (one line).
+    """
+    return templates.render(
+        name,
+        {
+            "project": project.model_dump(),
+            "findings": findings,
+            "exec_prefix": settings.exec_prefix or None,
+            "test_command": tests_command(settings.exec_prefix, settings.exec_command),
+            "budget_left_usd": budget_left,
+            "target_score": settings.target_score,
+            "score": score,
+        },
+    )
+
+
+def check_templates(
+    templates: PromptTemplates, settings: OrchestrationConfig, rootdir: Path
+) -> None:
+    """Render, with example values, every template the session will use: ``audit_NAME``
+    of each ``agent:NAME`` dimension, and with agents, gap closure's ``close_gap`` and
+    ``develop_feature``, so a broken template ends the session before its tests.
+
+    :raises TemplateError: the first template that does not render (one line).
+    """
+    from pytest_orchestrator.agents.templates import FindingVars, TemplateError
+    from pytest_orchestrator.models import Discovery, Severity
+
+    example = Discovery(name="project", rootdir=str(rootdir), sources=[], files=0, lines_of_code=0)
+    for dimension in settings.dimensions:
+        if dimension.startswith("agent:"):
+            name = dimension.removeprefix("agent:")
+            try:
+                audit_prompt(templates, name, settings, example, settings.budget_usd)
+            except TemplateError as exc:
+                raise TemplateError(f"--orchestrate-dimensions {dimension}: {exc}") from None
+    if settings.agents:
+        finding = FindingVars(
+            severity=Severity.P0,
+            rule_id="test-failed",
+            message="tests/test_example.py::test_example: assert 1 == 2",
+            path="tests/test_example.py",
+            line=3,
+            excerpt="> 3 |     assert 1 == 2",
+            recommendation="run: pytest tests/test_example.py::test_example",
+        )
+        for name in ("close_gap", "develop_feature"):
+            try:
+                loop_prompt(
+                    templates, name, settings, example, [finding], settings.budget_usd, 50.0
+                )
+            except TemplateError as exc:
+                raise TemplateError(f"--orchestrate-agent (gap closure): {exc}") from None
 
 
 def _schema_text(schema: dict[str, object]) -> str:
@@ -281,10 +366,13 @@ def agent_auditor(name: str, config: pytest.Config) -> AgentAuditor:
 
 def audit_names(config: pytest.Config) -> list[str]:
     """NAMEs of the ``audit_NAME.j2`` templates: packaged and in ``orchestrate_templates_dir``."""
-    from pytest_orchestrator.agents.templates import PromptTemplates
+    from pytest_orchestrator.agents.templates import PromptTemplates, TemplateError
 
     raw = config.getini("orchestrate_templates_dir")
     directory = config.rootpath / str(raw) if raw else None
     if directory is not None and not directory.is_dir():
         directory = None  # the setting's own validation reports it
-    return PromptTemplates(Path(directory) if directory else None).audit_names()
+    try:
+        return PromptTemplates(Path(directory) if directory else None).audit_names()
+    except TemplateError:  # the setting's own validation reports it, when it is used
+        return PromptTemplates().audit_names()

@@ -148,6 +148,9 @@ class CoverageAuditor(Auditor):
                 if remote is not None and remote.coverage_data is not None:
                     data.update(remote.coverage_data)
                 measurement.absorb_subprocesses(data)
+                # a file coverage.py cannot parse is skipped with a warning (turned into a
+                # finding below), not the end of the report for every file after it
+                cov.set_option("report:ignore_errors", True)
                 reported = list(get_analysis_to_report(cov, None))
                 seen = {os.path.realpath(r.filename) for r, _ in reported}
                 unimported = [
@@ -174,7 +177,16 @@ class CoverageAuditor(Auditor):
                     )
             except CoverageException as exc:
                 notes.append(str(exc))
-        notes.extend(str(w.message) for w in caught)
+        unparsable: list[str] = []
+        for warning in caught:
+            text = str(warning.message)
+            parsed = _UNPARSABLE.search(text)
+            if parsed:
+                rel = context.relpath(parsed.group(1))
+                if not Path(rel).is_absolute() and rel not in unparsable:
+                    unparsable.append(rel)
+            else:
+                notes.append(text)
         notes = _true_notes(notes, files)
         if not files:
             reason = "no measured source file under the rootdir"
@@ -184,25 +196,19 @@ class CoverageAuditor(Auditor):
             if context.settings.exec_prefix:  # the container's paths may not map here
                 fix += " or map the container's files here with --orchestrate-path-map"
             raise ToolUnavailable(f"{reason}; {fix}")
-        return self._result(context, measurement, files, notes)
-
-    def _result(
-        self,
-        context: AuditContext,
-        measurement: Measurement,
-        files: list[CoverageFile],
-        notes: list[str],
-    ) -> AuditResult:
         return coverage_result(
             files,
             measured_by=measurement.measured_by,
             core=measurement.core,
             notes=notes,
             severity_map=context.settings.severity_map,
+            unparsable=unparsable,
         )
 
 
 _NEVER_IMPORTED = re.compile(r"Module (\S+) was never imported")
+#: coverage.py's warning for a source file it cannot parse (``report:ignore_errors``).
+_UNPARSABLE = re.compile(r"Couldn't parse (?:Python file )?'([^']+)'")
 
 
 def _true_notes(notes: list[str], files: list[CoverageFile]) -> list[str]:
@@ -246,8 +252,12 @@ def coverage_result(
     core: str | None,
     notes: list[str],
     severity_map: Mapping[str, Severity],
+    unparsable: list[str] | None = None,
 ) -> AuditResult:
     """The coverage dimension's result from per-file numbers (also used by ``merge``).
+
+    :param unparsable: rootdir-relative paths of measured files coverage.py could not
+        parse (a syntax error): not counted, each an ``unparsable-file`` finding (P1).
 
     Score = ``100 * (executed lines + executed branches) / (lines + branches)`` over
     ``files``, with one deduction per file with something uncovered and the findings of
@@ -277,7 +287,20 @@ def coverage_result(
         dimension=CoverageAuditor.dimension,
         status="ok",
         score=score,
-        findings=coverage_findings(files, severity_map),
+        findings=coverage_findings(files, severity_map)
+        + [
+            Finding(
+                dimension=CoverageAuditor.dimension,
+                severity=tool_severity("coverage", "unparsable-file", Severity.P1, severity_map),
+                rule_id="unparsable-file",
+                message=f"coverage.py could not parse {path}: its lines are not counted",
+                path=path,
+                tool=CoverageAuditor.tool,
+                recommendation="fix the syntax error (ruff reports it)",
+                fingerprint=fingerprint("unparsable-file", path, path),
+            )
+            for path in unparsable or []
+        ],
         deductions=deductions_for(CoverageAuditor.dimension, lost, score),
         tool=CoverageAuditor.tool,
         tool_version=_coverage_version(),
@@ -291,6 +314,7 @@ def coverage_result(
             measured_by=measured_by,
             core=core,
             files=files,
+            unparsable=list(unparsable or []),
         ),
     )
 

@@ -132,6 +132,33 @@ def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
     return first if len(first) <= MESSAGE_LIMIT else first[: MESSAGE_LIMIT - 3] + "..."
 
 
+def failing_line(report: pytest.TestReport) -> int | None:
+    """The 1-based line where a test's call failed in its own file: the first traceback
+    entry in the file that defines the test (the test function's frame, the line pytest's
+    ``--tb=short`` marks with ``>``), else the crash line when it is in that file, else
+    the ``def`` line. None when pytest gave no line. (A setup or teardown error keeps the
+    ``def`` line: the test itself did not run.)"""
+    path, line, _ = report.location
+    own = os.path.normpath(path)
+
+    def in_own_file(where: object) -> bool:
+        if not isinstance(where, str) or not where:
+            return False
+        full = os.path.normpath(os.path.abspath(where))
+        return full == own or full.endswith(os.sep + own)
+
+    longrepr = report.longrepr
+    entries = getattr(getattr(longrepr, "reprtraceback", None), "reprentries", None) or []
+    for entry in entries:
+        loc = getattr(entry, "reprfileloc", None)
+        if loc is not None and in_own_file(loc.path) and isinstance(loc.lineno, int):
+            return loc.lineno
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and in_own_file(crash.path) and isinstance(crash.lineno, int):
+        return crash.lineno
+    return line + 1 if line is not None else None
+
+
 class TestsAuditor(Auditor):
     """Pass rate of the session; each failing test or error is a P0 finding."""
 
@@ -189,7 +216,9 @@ class TestsAuditor(Auditor):
             self.failures[report.nodeid] = (
                 kind,
                 path,
-                line + 1 if line is not None else None,
+                failing_line(report)
+                if path and report.when == "call"
+                else (line + 1 if line is not None else None),
                 _message(report),
             )
 
@@ -204,11 +233,11 @@ class TestsAuditor(Auditor):
         if old is None or _WORSE[outcome] > _WORSE[old]:
             self.subtests[key] = outcome
         if report.failed:
-            path, line, _ = report.location
+            path = report.location[0]
             self.failures[key] = (
                 "test-failed",
                 "" if path == "." else path,
-                line + 1 if line is not None else None,
+                failing_line(report),
                 _message(report),
             )
 

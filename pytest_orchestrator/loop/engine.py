@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pydantic import BaseModel, Field
 
+from pytest_orchestrator import jsonio
 from pytest_orchestrator.models import (
     AgentCall,
     Finding,
@@ -204,8 +205,8 @@ def load(directory: Path, which: str) -> LoopState:
                 f"--orchestrate-resume: no session {which!r}; the last ones: {known}"
             )
     try:
-        return LoopState.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
+        return LoopState.model_validate(jsonio.loads(path.read_bytes()))
+    except (OSError, ValueError) as exc:
         raise pytest.UsageError(f"--orchestrate-resume: {path} is unreadable: {exc}") from None
 
 
@@ -460,6 +461,7 @@ class Loop:
         )
 
     def _iterate(self, number: int) -> None:
+        from pytest_orchestrator.agents.templates import TemplateError
         from pytest_orchestrator.loop.integrity import CHECKS, REFUSED
         from pytest_orchestrator.loop.snapshot import Snapshot, SnapshotError, is_cache
 
@@ -483,7 +485,12 @@ class Loop:
             self.origin = snapshot  # kept for the whole run: the rules to measure with
         try:
             self._progress(number, f"agent {iteration.agent} on {len(findings)} findings")
-            prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
+            try:
+                prompt = self._prompt(findings, "develop_feature" if develop else "close_gap")
+            except TemplateError as exc:  # checked at the start; data may still break one
+                self._roll_back(snapshot, iteration, f"no prompt: {exc}")
+                self.state.stop_reason = f"template error: {exc}"
+                return
             with self._timed("agent"):
                 result = self._call_agent(prompt, number)
             iteration.cost_usd = round(self.ledger.spent_usd - spent_before, 6)
@@ -767,21 +774,17 @@ class Loop:
         return findings
 
     def _prompt(self, findings: list[Finding], template: str = "close_gap") -> str:
-        from pytest_orchestrator.agents.templates import FindingVars, PromptTemplates
-        from pytest_orchestrator.auditors.agent import tests_command
+        from pytest_orchestrator.agents.templates import FindingVars
+        from pytest_orchestrator.auditors.agent import loop_prompt, session_templates
 
-        settings = self.settings
-        return PromptTemplates(settings.templates_dir).render(
+        return loop_prompt(
+            session_templates(self.config, self.settings),
             template,
-            {
-                "project": self.report.project.model_dump(),
-                "findings": [FindingVars.from_finding(f, self.rootdir) for f in findings],
-                "exec_prefix": settings.exec_prefix or None,
-                "test_command": tests_command(settings.exec_prefix, settings.exec_command),
-                "budget_left_usd": self.ledger.left_usd,
-                "target_score": settings.target_score,
-                "score": self.report.score.overall,
-            },
+            self.settings,
+            self.report.project,
+            [FindingVars.from_finding(f, self.rootdir) for f in findings],
+            self.ledger.left_usd,
+            self.report.score.overall,
         )
 
     def _guard_settings(self) -> GuardSettings:
@@ -919,9 +922,9 @@ class Loop:
             with contextlib.suppress(OSError):  # what the tests left running
                 os.killpg(child.pid, signal.SIGKILL)
             try:
-                report = Report.model_validate(json.loads(path.read_text(encoding="utf-8")))
+                report = Report.model_validate(jsonio.loads(path.read_bytes()))
                 observed = Observation.from_data(
-                    json.loads(path.with_name("observed.json").read_text(encoding="utf-8"))
+                    jsonio.loads(path.with_name("observed.json").read_bytes())
                 )
             except (OSError, ValueError):
                 return None, None

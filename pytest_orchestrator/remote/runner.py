@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_orchestrator import jsonio
 from pytest_orchestrator.redact import strip_control
 from pytest_orchestrator.remote.bootstrap import BEGIN, END, PROTOCOL
 from pytest_orchestrator.remote.prefix import ExecPrefix
@@ -179,8 +180,8 @@ def decode_bundle(stdout: bytes) -> Bundle:
         raw = inflate.decompress(base64.b64decode(payload, validate=True), MAX_BUNDLE)
         if inflate.unconsumed_tail:
             raise ValueError(f"the result from the container is larger than {MAX_BUNDLE} bytes")
-        data = json.loads(raw)
-    except (binascii.Error, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = jsonio.loads(raw)
+    except (binascii.Error, zlib.error, ValueError) as exc:
         raise ValueError(f"the result from the container is damaged ({exc})") from None
     if not isinstance(data, dict) or data.get("protocol") != PROTOCOL:
         raise ValueError("the result from the container has an unknown format")

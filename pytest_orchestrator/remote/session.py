@@ -68,6 +68,11 @@ class RemoteOutcome(Exception):
         self.text = text
 
 
+#: ``path/to/test_x.py:12: AssertionError`` or ``...:12: in test_y``: where a traceback
+#: entry of pytest's long or short format is.
+_ENTRY = re.compile(r"^(\S+?\.py):(\d+): ", re.MULTILINE)
+
+
 class _Crash:
     """The short message pytest's summaries read (``longrepr.reprcrash.message``)."""
 
@@ -135,7 +140,8 @@ class RemoteItem(pytest.Item):
                 call.duration = case.time
                 call.stop = call.start + case.time
                 if case.failure is not None:
-                    call.outcome, call.longrepr = "failed", self._detail(case.failure)
+                    call.outcome = "failed"
+                    call.longrepr = self._detail(case.failure, failing_line=True)
                 elif case.skipped is not None:
                     call.outcome = "skipped"
                     reason = case.skipped.message or "skipped in the remote run"
@@ -179,13 +185,27 @@ class RemoteItem(pytest.Item):
     def _keywords(self) -> dict[str, Literal[1]]:
         return {name: 1 for name in self.keywords}
 
-    def _detail(self, detail: Detail) -> RemoteFailureRepr:
+    def _detail(self, detail: Detail, failing_line: bool = False) -> RemoteFailureRepr:
+        """The remote failure; with ``failing_line``, its crash line is the test's own line
+        in the remote traceback (see :meth:`_test_line`), else the test's ``def`` line."""
         message = printable(_unwrap(detail.message))
-        return self._failure(message, printable(detail.text) or message)
+        text = printable(detail.text) or message
+        return self._failure(message, text, self._test_line(text) if failing_line else None)
 
-    def _failure(self, message: str, text: str) -> RemoteFailureRepr:
+    def _test_line(self, text: str) -> int | None:
+        """The first ``FILE:LINE:`` of the remote traceback ``text`` in the test's own file
+        (pytest's long and short tracebacks end each entry with one): the line of the test
+        function's frame."""
+        own = self.remote_nodeid.split("::", 1)[0].replace("\\", "/")
+        for match in _ENTRY.finditer(text):
+            where = match.group(1).replace("\\", "/")
+            if own and (where == own or where.endswith("/" + own) or own.endswith("/" + where)):
+                return int(match.group(2))
+        return None
+
+    def _failure(self, message: str, text: str, line: int | None = None) -> RemoteFailureRepr:
         path, lineno, _ = self.location
-        return RemoteFailureRepr(text, _Crash(path, (lineno or 0) + 1, message))
+        return RemoteFailureRepr(text, _Crash(path, line or (lineno or 0) + 1, message))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         rest = self.remote_nodeid.partition("::")[2]

@@ -47,6 +47,18 @@ def atomic_write(path: Path, data: bytes) -> None:
                 os.unlink(tmp_name)
 
 
+def clean_report(report: Report) -> Report:
+    """``report`` with every string made safe for every writer, in one pass: secrets masked,
+    terminal control sequences removed, line breaks made spaces, a leading ``::`` broken up
+    (see :func:`pytest_orchestrator.redact.clean_line`). The session applies it before any
+    report is written or printed; ``show`` and ``merge`` to every report they read, which is
+    untrusted data."""
+    from pytest_orchestrator.models import Report as ReportModel
+    from pytest_orchestrator.redact import clean_data
+
+    return ReportModel.model_validate(clean_data(report.model_dump(mode="json")))
+
+
 def render_file(report: Report, kind: str) -> bytes:
     """The bytes of a file report of type ``kind`` (json, junit, markdown or sarif)."""
     if kind == "json":
@@ -69,15 +81,23 @@ def render_file(report: Report, kind: str) -> bytes:
     raise ValueError(f"no file report of type {kind!r}")
 
 
-def write_reports(report: Report, specs: Iterable[ReportSpec]) -> list[Path]:
-    """Write every file report in ``specs``; returns the paths written.
+def write_reports(
+    report: Report, specs: Iterable[ReportSpec]
+) -> tuple[list[Path], list[ReportWriteError]]:
+    """Write every file report in ``specs``: ``(the paths written, the failures)``, each
+    failure naming its file and why. One that cannot be written does not stop the others.
 
     All reports are rendered before the first file is written, so a rendering error
     leaves no file behind.
-
-    :raises ReportWriteError: a file could not be written (the message names it).
     """
     rendered = [(s.path, render_file(report, s.type)) for s in specs if s.path is not None]
+    written: list[Path] = []
+    failures: list[ReportWriteError] = []
     for path, data in rendered:
-        atomic_write(path, data)
-    return [path for path, _ in rendered]
+        try:
+            atomic_write(path, data)
+        except ReportWriteError as exc:
+            failures.append(exc)
+        else:
+            written.append(path)
+    return written, failures

@@ -124,7 +124,7 @@ def _new_code_section(report: Report) -> list[str]:
     ]
     for audit in report.audits:
         overall = fmt(audit.score) if audit.score is not None else "-"
-        out.append(f"| {audit.dimension} | {overall} | {scores.get(audit.dimension, '-')} |")
+        out.append(f"| {_cell(audit.dimension)} | {overall} | {scores.get(audit.dimension, '-')} |")
     out += [
         f"| **overall** | **{fmt(report.score.overall)}** | **{scores.get('overall', '-')}** |",
         "",
@@ -179,7 +179,7 @@ def render(report: Report, links: str | None = None) -> str:
         f"{_score_line(report)} for "
         f"`{_cell(project.name)}`: {plural(project.files, 'Python file')}, "
         f"{project.lines_of_code} lines of code"
-        + (f", {', '.join(project.frameworks)}" if project.frameworks else "")
+        + (f", {_cell(', '.join(project.frameworks))}" if project.frameworks else "")
         + ".",
         "",
         *[f"- {_cell(line)}" for line in (report.remote.describe() if report.remote else [])],
@@ -220,7 +220,8 @@ def render(report: Report, links: str | None = None) -> str:
             "ok" if audit.status == "ok" else f"**{audit.status}**: {_cell(audit.reason or '')}"
         )
         out.append(
-            f"| {audit.dimension} | {fmt(audit.score) if audit.score is not None else '-'} | "
+            f"| {_cell(audit.dimension)} | "
+            f"{fmt(audit.score) if audit.score is not None else '-'} | "
             f"{f'{row.weight:g}' if row else '-'} | "
             f"{fmt(row.points_lost) if row and row.counted else '-'} | "
             + " | ".join(str(counts.get(s, 0)) for s in Severity)
@@ -234,7 +235,8 @@ def render(report: Report, links: str | None = None) -> str:
     for audit in report.audits:
         if not audit.deductions:
             continue
-        out += [f"### {audit.dimension}", "", "| points | reason |", "|---:|---|"]
+        name = _cell(audit.dimension)
+        out += [f"### {name}", "", f"| points of 100 in {name} | reason |", "|---:|---|"]
         largest = sorted(audit.deductions, key=lambda d: -d.points)
         out += [f"| {fmt(d.points)} | {_cell(d.reason)} |" for d in largest]
         out.append("")
@@ -254,7 +256,7 @@ def render(report: Report, links: str | None = None) -> str:
                 anchor = f"#L{f.line}" if f.line else ""
                 location = f"[{location}]({links}{quote(f.path)}{anchor})"
             out.append(
-                f"| {f.severity.value} | {f.dimension} | {location} | "
+                f"| {f.severity.value} | {_cell(f.dimension)} | {location} | "
                 f"{_cell(f.rule_id)} | {_cell(f.message)} |"
             )
         out.append("")

@@ -131,6 +131,9 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
             console.print(f"[yellow]! agents:[/] {escape(warning)}")
     for line in report.loop.describe() if report.loop else []:
         console.print(escape(line))
+    for finding in report.findings():
+        if finding.rule_id == "unparsable-file":
+            console.print(f"[bold red]! {escape(finding.message)}[/]")
     if report.suppressions is not None and verbosity > 0:
         console.print(escape(report.suppressions.describe()))
     console.print(_table(report, markup))
@@ -150,16 +153,26 @@ def render(report: Report, markup: bool = False, width: int = 100, verbosity: in
             console.print(f"  {escape(line)}")
     if report.baseline is not None:
         console.print(escape(describe_baseline(report.baseline, report)))
-    console.print(f"Points lost ({fmt(100 - report.score.overall)} in all):")
+    console.print(
+        f"Points lost ({fmt(100 - report.score.overall)} of the 100 overall; in brackets, "
+        "of the dimension's own 100):"
+    )
     audits = {a.dimension: a for a in report.audits}
     for lost in report.score.deductions:
         dimension = lost.reason.split(":", 1)[0]
-        console.print(f"  {_lost(lost.points)}  {escape(lost.reason)}")
-        deductions = audits[dimension].deductions if dimension in audits else []
+        console.print(f"  {_lost(lost.points):>7}  {escape(lost.reason)}")
+        parent = audits.get(dimension)
+        deductions = parent.deductions if parent is not None else []
         deductions = sorted(deductions, key=lambda d: -d.points)  # the largest first
         shown = deductions if verbosity > 0 else deductions[:DEDUCTIONS_PER_DIMENSION]
+        # a dimension's points count in the overall score by its share of the weights
+        own = 100 - parent.score if parent is not None and parent.score is not None else 0
+        share = lost.points / own if own > 0 else 0.0
         for item in shown:
-            console.print(f"        {_lost(item.points)} of {dimension}: {escape(item.reason)}")
+            console.print(
+                f"    {_lost(item.points * share):>7}  {escape(item.reason)} "
+                f"({_lost(item.points)} of 100 in {escape(dimension)})"
+            )
         if len(deductions) > len(shown):
             console.print(f"        ... {len(deductions) - len(shown)} more (-v lists them all)")
     findings = report.findings()

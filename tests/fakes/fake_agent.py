@@ -15,7 +15,10 @@ Controlled by environment variables (all optional):
     success); gemini ``turn_limit`` (exit 53), ``input_error`` (exit 42), ``config_error``
     (an invalid ``settings.json``: the message on stderr, exit 52); aider ``tokens_only``
     (usage report without cost), ``no_usage`` (no usage report), ``retry_then_success`` (a
-    RateLimitError, a retry, then success).
+    RateLimitError, a retry, then success), ``login_wait`` (no model and no API key: offers
+    the OpenRouter browser login and waits ``FAKE_AGENT_SLEEP`` seconds, default 300, as
+    aider 0.86 does). aider's messages are wrapped at 80 columns, as its console does when
+    its output is not a terminal.
 ``FAKE_AGENT_TEXT``
     The answer; a path to an existing file means that file's text; empty: an empty answer.
 ``FAKE_AGENT_EDIT``
@@ -48,6 +51,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -219,14 +223,18 @@ def _codex(args: list[str], mode: str) -> int:
     _print_json({"type": "thread.started", "thread_id": _env("FAKE_AGENT_SESSION", "fake-0001")})
     _print_json({"type": "turn.started"})
     failures = {
-        "auth": "unexpected status 401 Unauthorized: Missing bearer or basic authentication",
+        "auth": "unexpected status 401 Unauthorized: Missing bearer or basic authentication "
+        "in header, url: https://api.openai.com/v1/responses",
         "rate_limit": "exceeded retry limit, last status: 429 Too Many Requests",
         "turn_failed": "stream disconnected before completion: the fake model went away",
         "error": "stream disconnected before completion: the fake model went away",
     }
     if mode in failures:
         message = failures[mode]
-        if mode in ("auth", "rate_limit"):
+        if mode in ("auth", "rate_limit"):  # codex retries 5 times, then gives up
+            for attempt in range(1, 6):
+                retry = f"Reconnecting... {attempt}/5 ({message})"
+                _print_json({"type": "error", "message": retry})
             _print_json({"type": "error", "message": message})
         _print_json({"type": "turn.failed", "error": {"message": message}})
         return 1
@@ -294,8 +302,9 @@ def _gemini(args: list[str], mode: str) -> int:
         "auth": (
             41,
             "Error",
-            "Please set an Auth method in your settings.json or specify one of the following "
-            "environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI",
+            f"Please set an Auth method in your {Path.home() / '.gemini' / 'settings.json'} or "
+            "specify one of the following environment variables before running: "
+            "GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA",
             "",
         ),
         "rate_limit": (
@@ -346,23 +355,46 @@ def _copilot(args: list[str], mode: str) -> int:
         return 0  # nothing at all: plain text has no format to break
     messages = {
         "auth": "Error: No authentication information found.\n\nCopilot can be authenticated "
-        "with GitHub using an OAuth Token or a Fine-Grained Personal Access Token.\n"
+        "with GitHub using an OAuth Token or a Fine-Grained Personal Access Token.\n\n"
         "To authenticate, you can use any of the following methods:\n"
-        "  - Start 'copilot' and run the '/login' command\n"
-        "  - Set the COPILOT_GITHUB_TOKEN, GH_TOKEN, or GITHUB_TOKEN environment variable",
+        "  \u2022 Start 'copilot' and run the '/login' command\n"
+        "  \u2022 Set the COPILOT_GITHUB_TOKEN, GH_TOKEN, or GITHUB_TOKEN environment variable\n"
+        "  \u2022 Run 'gh auth login' to authenticate with the GitHub CLI",
         "rate_limit": "Error: Sorry, you have been rate-limited (429). Please wait a moment "
         "before trying again.",
         "error": 'Error: Model "fake" from --model flag is not available.',
     }
-    print(messages.get(mode, f"error: unknown option '--fake-{mode}'"), file=sys.stderr)
+    usage = (
+        f"error: unexpected argument '--fake-{mode}' found\n\nUsage: copilot --silent\n\n"
+        "For more information, try '--help'."
+    )
+    print(messages.get(mode, usage), file=sys.stderr)
     return 1
+
+
+def _wrapped(text: str) -> str:
+    """``text`` as aider's console prints it when its output is not a terminal: each line
+    wrapped at 80 columns."""
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, 80, break_on_hyphens=False)) or line
+        for line in text.split("\n")
+    )
 
 
 def _aider(args: list[str], mode: str) -> int:
     if mode == "garbage":
         return 0  # nothing at all
+    if mode == "login_wait" and _option(args, "--model") is None:
+        print("No LLM model was specified and no API keys were provided.")
+        print("OpenRouter provides free and paid access to many LLMs.")
+        print("\nPlease open this URL in your browser to connect Aider with OpenRouter:\n")
+        print("https://openrouter.ai/auth?callback_url=http://localhost:8484/callback/aider")
+        print("\nWaiting up to 5 minutes for you to finish in the browser...", flush=True)
+        time.sleep(float(_env("FAKE_AGENT_SLEEP", "300")))
+        print("OpenRouter authentication did not complete successfully.")
+        return 1
     model = _option(args, "--model") or "gpt-4o"
-    print(f"Aider v0.86.1\nMain model: {model} with diff edit format\nWeak model: gpt-4o-mini")
+    print(f"Aider v0.86.2\nMain model: {model} with diff edit format\nWeak model: gpt-4o-mini")
     print("Git repo: .git with 3 files\nRepo-map: using 4096 tokens, auto refresh\n")
     message_file = _option(args, "--message-file", "-f")
     if message_file is None or not Path(message_file).is_file():
@@ -391,20 +423,20 @@ def _aider(args: list[str], mode: str) -> int:
         ),
     }
     if mode in errors:
-        print(errors[mode])
+        print(_wrapped(errors[mode]))
         return 0  # aider exits 0 after a failed API call
     if mode == "nonzero":
         print("aider: error: unrecognized arguments: --fake", file=sys.stderr)
         return 2
     if mode == "retry_then_success":
-        print(errors["rate_limit"] + "\nRetrying in 0.2 seconds...")
+        print(_wrapped(errors["rate_limit"] + "\nRetrying in 0.2 seconds..."))
     print(_answer("aider") + "\n")
     if mode == "no_usage":
         pass
     elif mode == "tokens_only":
-        print(usage)
+        print(_wrapped(usage))
     else:
-        print(usage + cost_report)
+        print(_wrapped(usage + cost_report))
     if _edit("aider", args):
         print(f"Applied edit to {os.environ['FAKE_AGENT_EDIT']}")
     return 0

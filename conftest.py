@@ -17,6 +17,16 @@ import pytest_orchestrator.reports.terminal  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``serial`` (a time limit that a busy machine could break) share one
+    pytest-xdist group: under ``-n`` (with ``--dist loadgroup``, set in ``addopts``) they
+    run one after another on one worker, never two of them at once."""
+    for item in items:
+        if item.get_closest_marker("serial") is not None:
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 DEMO = Path(__file__).resolve().parent / "examples" / "demo"
 
 

@@ -160,6 +160,10 @@ class OrchestrationConfig(BaseModel):
         "count",
         description="Test code in lint: counted, its findings one severity lower, or left out",
     )
+    security_engine: Literal["auto", "ruff", "bandit"] = Field(
+        "auto",
+        description="Security engine: bandit when the project configures it, else ruff (auto)",
+    )
     tool_timeout: float = Field(600.0, description="Seconds a static tool may run")
     agents: tuple[str, ...] = Field((), description="Agent chain, NAME[:MODEL] or command:ARGV")
     audit_agents: tuple[str, ...] = Field((), description="Agents of the agent:NAME audits")
@@ -396,6 +400,17 @@ class OrchestrationConfig(BaseModel):
             raise ValueError(
                 f"{value!r} is not count, lower or skip (test code in the lint score: counted "
                 "like the rest, its findings one severity lower, or left out)"
+            )
+        return text
+
+    @field_validator("security_engine", mode="before")
+    @classmethod
+    def _security_engine(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in ("auto", "ruff", "bandit"):
+            raise ValueError(
+                f"{value!r} is not auto, ruff or bandit (auto: bandit when the project "
+                "configures it in [tool.bandit] or .bandit, else ruff's S rules)"
             )
         return text
 

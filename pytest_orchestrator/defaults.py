@@ -18,14 +18,14 @@ def pytest_orchestrator_auditors(config: pytest.Config) -> list[Auditor]:
     from pytest_orchestrator.auditors.agent import agent_auditor, audit_names
     from pytest_orchestrator.auditors.cov import CoverageAuditor
     from pytest_orchestrator.auditors.lint import RuffAuditor
-    from pytest_orchestrator.auditors.security import BanditAuditor
+    from pytest_orchestrator.auditors.security import security_auditor
     from pytest_orchestrator.auditors.tests import TestsAuditor
 
     builtin: list[Auditor] = [
         TestsAuditor(),
         CoverageAuditor(config),
         RuffAuditor(),
-        BanditAuditor(),
+        security_auditor(config),
     ]
     return builtin + [agent_auditor(name, config) for name in audit_names(config)]
 

@@ -389,12 +389,24 @@ class Iteration(_Model):
         default_factory=list,
         description="Fingerprints of the findings of the iteration's start it resolved",
     )
+    pretest: list[str] = Field(
+        default_factory=list,
+        description="Node ids of the tests run first: those that passed at the session's "
+        "start and ran the lines the agent changed, and the test files it added or changed",
+    )
+    pretest_outcome: Literal["passed", "failed", "inconclusive"] | None = Field(
+        None,
+        description="How those tests ended: failed rejects the change at once; passed or "
+        "inconclusive (they could not run as selected) leaves it to the full re-test; None "
+        "when none was selected or the session has no test-to-line map",
+    )
     cost_usd: float = 0.0
     duration: float = 0.0
     timings: dict[str, float] = Field(
         default_factory=dict,
         description="Seconds per phase: snapshot, agent, diff, integrity (the checks and the "
-        "measured view), re-audit (the child pytest), rollback",
+        "measured view), pre-test (the tests that cover the change), re-audit (the child "
+        "pytest), rollback",
     )
     commit: str | None = Field(None, description="With --orchestrate-commit, the commit made")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -531,10 +532,11 @@ class Orchestrator:
 
     @pytest.hookimpl
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        # Safety net: no agent CLI outlives the session, whatever ended it.
-        from pytest_orchestrator.agents.base import stop_running_agents
-
-        stop_running_agents()
+        # Safety net: no agent CLI outlives the session, whatever ended it (none ran when
+        # the module that starts them was never imported).
+        base = sys.modules.get("pytest_orchestrator.agents.base")
+        if base is not None:
+            base.stop_running_agents()
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:

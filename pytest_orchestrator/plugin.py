@@ -236,6 +236,7 @@ INI_ONLY = {
     "orchestrate_severity_points": "severity_points",
     "orchestrate_ruff_select": "ruff_select",
     "orchestrate_lint_tests": "lint_tests",
+    "orchestrate_security_engine": "security_engine",
     "orchestrate_tool_timeout": "tool_timeout",
     "orchestrate_pricing": "pricing",
     "orchestrate_pricing_file": "pricing_file",
@@ -284,6 +285,11 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
         "string",
         "Test code in the lint score: count (like the rest, default), lower (its findings "
         "one severity lower) or skip (neither its findings nor its lines count)",
+    ),
+    "orchestrate_security_engine": (
+        "string",
+        "Security engine: auto (bandit when the project configures it, else ruff's S rules; "
+        "default), ruff or bandit",
     ),
     "orchestrate_tool_timeout": (
         "string",
@@ -397,7 +403,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
             # The container loads the project's conftest.py files; here they may not even
             # import (the code only runs there), and no test runs here.
             early_config.known_args_namespace.noconftest = True
-        start_measurement(early_config, remote=remote)
+        start_measurement(early_config, remote=remote, contexts=_gap_closure(early_config))
         if _security_expected(early_config):
             # bandit's start-up (importing it: ~0.1 s) overlaps pytest's own
             from pytest_orchestrator.auditors.tools import prelaunch_bandit
@@ -415,19 +421,33 @@ def early_dimensions(config: pytest.Config) -> list[str]:
 
 
 def _security_expected(config: pytest.Config) -> bool:
-    """A security audit will run here: bandit is installed, the dimension is asked for, and
-    this is no --collect-only, --help, remote (--orchestrate-exec) run or xdist worker."""
+    """A bandit security audit will run here: bandit is installed and is the engine, the
+    dimension is asked for, and this is no --collect-only, --help, remote
+    (--orchestrate-exec) run or xdist worker."""
     import importlib.util
+
+    from pytest_orchestrator.auditors.security import engine
 
     namespace = config.known_args_namespace
     return (
         "security" in early_dimensions(config)
+        and engine(config) == "bandit"
         and not getattr(namespace, "collectonly", False)
         and not getattr(namespace, "help", False)
         and not _exec_prefix(config)
         and not os.environ.get("PYTEST_XDIST_WORKER")
         and importlib.util.find_spec("bandit") is not None
     )
+
+
+def _gap_closure(config: pytest.Config) -> bool:
+    """Gap closure will run here (an agent is given, and this is not a loop's re-audit):
+    its loop re-tests first the tests that cover an agent's change, so coverage records
+    each line's tests."""
+    value = getattr(config.known_args_namespace, "orchestrate_agent", None)
+    if value is None:
+        value = config.getini("orchestrate_agent")
+    return bool(value) and not os.environ.get(CHILD_ENV)
 
 
 def _exec_prefix(config: pytest.Config) -> str:

@@ -45,12 +45,13 @@ def strip_control(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, secrets: list[str] | None = None) -> str:
     """``text`` with control sequences removed and secrets replaced by ``***``: token
     shapes, ``NAME=value`` for secret-looking names, and the values of this process's
-    secret-looking environment variables wherever they appear."""
+    secret-looking environment variables wherever they appear (``secrets``: those values,
+    longest first, when the caller has read them once for many texts)."""
     text = strip_control(text)
-    for value in _secret_values():
+    for value in _secret_values() if secrets is None else secrets:
         text = text.replace(value, MASK)
     text = _TOKENS.sub(MASK, text)
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", text)
@@ -59,21 +60,28 @@ def redact_text(text: str) -> str:
 _COMMAND_START = re.compile(r"^(\s*)::")
 
 
-def clean_line(text: str) -> str:
+def clean_line(text: str, secrets: list[str] | None = None) -> str:
     """``text`` safe for any output, on one line: secrets masked and control sequences
-    removed (:func:`redact_text`), line breaks made spaces, and a leading ``::`` broken up
-    (``: :``) so it can never start a GitHub workflow command."""
-    text = " ".join(redact_text(text).replace("\r", "\n").split("\n"))
+    removed (:func:`redact_text`, ``secrets`` as there), line breaks made spaces, and a
+    leading ``::`` broken up (``: :``) so it can never start a GitHub workflow command."""
+    text = " ".join(redact_text(text, secrets).replace("\r", "\n").split("\n"))
     return _COMMAND_START.sub(r"\1: :", text)
 
 
 def clean_data(value: Any) -> Any:
     """JSON data (a report's ``model_dump``) with :func:`clean_line` applied to every string,
     keys included."""
+    return _clean(value, _secret_values())
+
+
+def _clean(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        return clean_line(value)
+        return clean_line(value, secrets)
     if isinstance(value, list):
-        return [clean_data(v) for v in value]
+        return [_clean(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {clean_line(k) if isinstance(k, str) else k: clean_data(v) for k, v in value.items()}
+        return {
+            clean_line(k, secrets) if isinstance(k, str) else k: _clean(v, secrets)
+            for k, v in value.items()
+        }
     return value

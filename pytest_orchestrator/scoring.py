@@ -310,7 +310,7 @@ def _new_code_conditions(
     target: float,
 ) -> list[GateCondition]:
     """The conditions on the new code (see :func:`evaluate_gate`)."""
-    from pytest_orchestrator.newcode import size_words
+    from pytest_orchestrator.reports.newcode_text import size_words
 
     size = size_words(new_code)
     if new_code.score is None:

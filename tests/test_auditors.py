@@ -357,6 +357,7 @@ def test_a_session_hands_its_bandit_worker_the_audit_or_ends_it(
     adopted: bool | None,
 ) -> None:
     pytester.makepyfile(mod=BANDIT_TARGET, test_mod="def test_ok():\n    pass\n")
+    pytester.makeini("[pytest]\norchestrate_security_engine = bandit\n")
     pytester.runpytest("--orchestrate", *options, "--orchestrate-report=json:r.json")
 
     if adopted is None:  # no security audit expected: none started
@@ -376,6 +377,7 @@ def test_with_every_file_cached_the_bandit_worker_ends_unused(
     pytester: pytest.Pytester, workers: list[tools.BanditWorker]
 ) -> None:
     pytester.makepyfile(mod=BANDIT_TARGET, test_mod="def test_ok():\n    pass\n")
+    pytester.makeini("[pytest]\norchestrate_security_engine = bandit\n")
     args = ["--orchestrate", "--orchestrate-dimensions=tests,security", "-p", "cacheprovider"]
     pytester.runpytest(*args, "--orchestrate-report=json:first.json")
     pytester.runpytest(*args, "--orchestrate-report=json:second.json")

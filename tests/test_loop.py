@@ -251,7 +251,11 @@ def test_a_change_for_the_worse_is_rolled_back(repo: Path, monkeypatch: pytest.M
     assert report.loop is not None
     [iteration] = report.loop.iterations
     assert not iteration.accepted
-    assert iteration.reason == "1 new P0 finding(s)"  # the broken test
+    # the broken test covers the changed line: it ran first, and failed
+    assert iteration.reason == (
+        "rejected: a test that covers the change fails (first: tests/test_calc.py::test_sub); "
+        "the full re-test was not run"
+    )
     assert report.loop.stop_reason == "max iterations (1)"
 
 

@@ -216,6 +216,7 @@ def test_nothing_the_agent_started_outlives_its_call(
     assert everything(repo) == before
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("sandbox", ["none", "bwrap"])
 def test_an_honest_fix_with_a_grandchild_holding_its_output_is_accepted_at_once(
     repo: Path, request: pytest.FixtureRequest, sandbox: str

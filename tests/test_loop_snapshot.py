@@ -781,6 +781,7 @@ def test_a_failed_take_leaves_no_copy(
     assert list(parent.iterdir()) == []
 
 
+@pytest.mark.serial
 def test_ten_thousand_files_snapshot_quickly(tmp_path: Path) -> None:
     root = init(tmp_path / "large")
     for d in range(100):

@@ -174,6 +174,7 @@ def test_the_verdict_line_says_why_with_only_file_reports(pytester: pytest.Pytes
     )
 
 
+@pytest.mark.serial
 def test_durations_are_each_tools_own_and_words_agree_with_numbers(
     pytester: pytest.Pytester,
 ) -> None:

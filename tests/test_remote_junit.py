@@ -458,6 +458,7 @@ PLAIN_DTD = (
 )
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize(
     "document",
     [

@@ -18,6 +18,7 @@ is executed or changes any setting.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -365,14 +366,23 @@ def agent_auditor(name: str, config: pytest.Config) -> AgentAuditor:
 
 
 def audit_names(config: pytest.Config) -> list[str]:
-    """NAMEs of the ``audit_NAME.j2`` templates: packaged and in ``orchestrate_templates_dir``."""
-    from pytest_orchestrator.agents.templates import PromptTemplates, TemplateError
+    """NAMEs of the ``audit_NAME.j2`` templates: packaged and in ``orchestrate_templates_dir``.
 
+    Only the file names are listed (no Jinja2 is imported: every session calls this); the
+    templates are read, checked and frozen by :func:`session_templates` when an agent is
+    used.
+    """
+    from importlib import resources
+
+    files = {entry.name for entry in resources.files("pytest_orchestrator.templates").iterdir()}
     raw = config.getini("orchestrate_templates_dir")
-    directory = config.rootpath / str(raw) if raw else None
-    if directory is not None and not directory.is_dir():
-        directory = None  # the setting's own validation reports it
-    try:
-        return PromptTemplates(Path(directory) if directory else None).audit_names()
-    except TemplateError:  # the setting's own validation reports it, when it is used
-        return PromptTemplates().audit_names()
+    directory = config.rootpath / Path(str(raw).strip()).expanduser() if raw else None
+    if directory is not None and directory.is_dir():  # else the setting's own check says so
+        # on an error: read again, and reported, when an agent uses the templates
+        with contextlib.suppress(OSError):
+            files.update(entry.name for entry in directory.iterdir() if entry.is_file())
+    return sorted(
+        name.removeprefix("audit_").removesuffix(".j2")
+        for name in files
+        if name.startswith("audit_") and name.endswith(".j2") and len(name) > len("audit_.j2")
+    )

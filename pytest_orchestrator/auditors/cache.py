@@ -52,6 +52,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,14 +257,16 @@ def real_rootdir(context: AuditContext) -> Path:
     return Path(os.path.realpath(context.rootdir))
 
 
-def ruff_files(context: AuditContext, ruff: str, options: list[str]) -> list[str] | None:
-    """The files ``ruff check OPTIONS .`` checks (``--show-files``: ruff's own includes,
-    excludes and ``.gitignore``), relative to the rootdir; None when ruff cannot list them
-    or lists one outside the rootdir."""
+def ruff_files(
+    context: AuditContext, ruff: str, options: list[str], targets: Sequence[str] = (".",)
+) -> list[str] | None:
+    """The files ``ruff check OPTIONS TARGETS`` checks (``--show-files``: ruff's own
+    includes, excludes and ``.gitignore``), relative to the rootdir; None when ruff cannot
+    list them or lists one outside the rootdir."""
     rootdir = real_rootdir(context)
     try:
         listing = subprocess.run(
-            [ruff, "check", *options, "--show-files", "."],
+            [ruff, "check", *options, "--show-files", *targets],
             cwd=rootdir,
             capture_output=True,
             text=True,

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -105,6 +106,53 @@ class SubprocessCoverage:
             os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
 
 
+class TestContexts:
+    """Records which test ran each line: coverage's dynamic context is the running test's
+    node id (as pytest-cov's ``--cov-context=test``). Only in gap-closure sessions, whose
+    loop re-tests first the tests that cover the lines an agent changed
+    (:func:`covering_tests`)."""
+
+    def __init__(self, cov: Coverage) -> None:
+        self.cov = cov
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> object:
+        self.cov.switch_context(item.nodeid)
+        try:
+            return (yield)
+        finally:
+            self.cov.switch_context("")
+
+
+def covering_tests(
+    data: CoverageData,
+    filename: str,
+    lines: set[int] | None,
+    after: AbstractSet[int] = frozenset(),
+) -> set[str] | None:
+    """The node ids of the tests that ran ``lines`` of ``filename`` (every line: None), or,
+    for each line of ``after`` (where code was inserted), the next line a test ran, from the
+    contexts :class:`TestContexts` recorded; None when ``data`` has no test contexts (the
+    session did not record them, or pytest-cov measured without ``--cov-context=test``)."""
+    if not data.measured_contexts() - {""}:
+        return None
+    by_line = {
+        line: {n for n in names if n}
+        for line, names in data.contexts_by_lineno(filename).items()
+        if any(names)
+    }
+    found: set[str] = set()
+    for line, names in by_line.items():
+        if lines is None or line in lines:
+            found |= names
+    ran = sorted(by_line)
+    for point in after:
+        nxt = next((line for line in ran if line > point), None)
+        if nxt is not None:
+            found |= by_line[nxt]
+    return found
+
+
 MEASUREMENT_KEY = pytest.StashKey[Measurement]()
 
 
@@ -143,11 +191,12 @@ def config_file(rootdir: Path) -> str | bool:
     return False
 
 
-def _choose_core(cov: Coverage) -> str | None:
-    """Pick the sysmon core on Python 3.12+ when the configuration allows it."""
+def _choose_core(cov: Coverage, contexts: bool = False) -> str | None:
+    """Pick the sysmon core on Python 3.12+ when the configuration allows it (not with
+    per-test ``contexts``, which sysmon does not record)."""
     if os.environ.get("COVERAGE_CORE") or cov.get_option("run:core"):
         return str(os.environ.get("COVERAGE_CORE") or cov.get_option("run:core"))
-    if sys.version_info < (3, 12):
+    if sys.version_info < (3, 12) or contexts:
         return None
     if cov.get_option("run:branch") and sys.version_info < (3, 14):
         return None
@@ -214,12 +263,13 @@ def coverage_settings(config: pytest.Config) -> CoverageSettings:
     return CoverageSettings(out, branch, relative)
 
 
-def start_measurement(config: pytest.Config, remote: bool = False) -> None:
+def start_measurement(config: pytest.Config, remote: bool = False, contexts: bool = False) -> None:
     """Start (or find) the coverage measurement of this process; stash it in ``config``.
 
     :param remote: the tests run in a container (``--orchestrate-exec``): nothing of the
         project runs here, so the Coverage object is only configured, not started (a
         tracer would slow the replay), and the container's data is added to it later.
+    :param contexts: record each line's tests (:class:`TestContexts`; gap closure).
     """
     if not _wants_coverage(config):
         return
@@ -245,8 +295,10 @@ def start_measurement(config: pytest.Config, remote: bool = False) -> None:
             cov.set_option("run:data_file", str(folder / ".coverage"))
             cov.set_option("run:parallel", True)
         if not remote:
-            core = _choose_core(cov)
+            core = _choose_core(cov, contexts)
             cov.start()
+            if contexts:
+                config.pluginmanager.register(TestContexts(cov), "orchestrator-contexts")
     exported = os.environ.get("COVERAGE_PROCESS_CONFIG")
     if exported is not None and exported != before["COVERAGE_PROCESS_CONFIG"]:
         # only while the tests run (SubprocessCoverage): not for our tools, not for

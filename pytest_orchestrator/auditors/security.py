@@ -1,10 +1,22 @@
-"""The ``security`` dimension: bandit over the project's sources, through its JSON output.
+"""The ``security`` dimension: ruff's flake8-bandit port or bandit over the project's
+sources, through their JSON output.
 
-Targets are the discovered sources (packages and top-level modules, not tests). A
-``[tool.bandit]`` table in ``pyproject.toml`` is passed with ``-c`` so its ``skips``,
-``tests`` and ``exclude_dirs`` apply; ``# nosec`` comments work as in bandit. Results are
-cached per file content (see :mod:`pytest_orchestrator.auditors.cache`): a session runs
-bandit only on the files changed since a cached run.
+Targets are the discovered sources (packages and top-level modules, not tests). The engine
+(ini ``orchestrate_security_engine``, :func:`engine`) is bandit when the project configures
+it (a ``[tool.bandit]`` table in ``pyproject.toml``, a ``.bandit`` file) and ruff's ``S``
+rules otherwise: on the rules both implement they find the same things (measured by
+``bench/security_engines.py``) in a few hundredths of bandit's time.
+
+* bandit (:class:`BanditAuditor`): ``[tool.bandit]`` is passed with ``-c`` and ``.bandit``
+  with ``--ini``, so their ``skips``, ``tests`` and ``exclude_dirs`` apply.
+* ruff (:class:`RuffSecurityAuditor`): ``ruff check --isolated --preview --select S`` (the
+  project's lint configuration does not narrow it), each finding named by bandit's test id
+  (``S602`` is ``B602``) and given the severity bandit gives that test
+  (:func:`pytest_orchestrator.severity.bandit_levels`).
+
+``# nosec`` comments work as in bandit with either engine (and ``# noqa: S602`` with ruff).
+Results are cached per file content (see :mod:`pytest_orchestrator.auditors.cache`): a
+session runs the tool only on the files changed since a cached run.
 """
 
 from __future__ import annotations
@@ -13,22 +25,139 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
+import pytest
+
+from pytest_orchestrator import suppressions
 from pytest_orchestrator.auditors import cache
 from pytest_orchestrator.auditors.base import AuditContext, make_finding
+from pytest_orchestrator.auditors.lint import RuffAuditor
 from pytest_orchestrator.auditors.tools import (
     BackgroundCommand,
     CommandAuditor,
     distribution_version,
     drop_bandit_worker,
+    find_executable,
     last_line,
     run_in_bandit_worker,
 )
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import AuditResult, Finding
-from pytest_orchestrator.severity import bandit_severity
+from pytest_orchestrator.severity import bandit_levels, bandit_severity
 
 INSTALL_HINT = "install it with: pip install bandit"
+#: The ini setting choosing the engine: auto (default), ruff or bandit.
+ENGINE_INI = "orchestrate_security_engine"
+
+
+def bandit_configured(rootdir: Path) -> bool:
+    """The project configures bandit: a ``.bandit`` file or a ``[tool.bandit]`` table in
+    ``pyproject.toml`` in ``rootdir``."""
+    return (rootdir / ".bandit").is_file() or _has_table(rootdir / "pyproject.toml", "[tool.bandit")
+
+
+def engine(config: pytest.Config) -> Literal["ruff", "bandit"]:
+    """The security engine of this session: ``orchestrate_security_engine`` when it says
+    ruff or bandit, else (``auto``, the default) bandit when the project configures it
+    (:func:`bandit_configured`) and ruff otherwise. An invalid setting counts as ``auto``
+    here; the settings' own validation reports it."""
+    asked = str(config.getini(ENGINE_INI) or "auto").strip().lower()
+    if asked in ("ruff", "bandit"):
+        return "ruff" if asked == "ruff" else "bandit"
+    return "bandit" if bandit_configured(config.rootpath) else "ruff"
+
+
+def security_auditor(config: pytest.Config) -> CommandAuditor:
+    """The ``security`` auditor of the session's :func:`engine`."""
+    return BanditAuditor() if engine(config) == "bandit" else RuffSecurityAuditor()
+
+
+def _nosec(context: AuditContext, path: str | None, line: int | None, test_id: str) -> bool:
+    """A ``# nosec`` comment on ``line`` of ``path`` that silences ``test_id`` (bandit's
+    rule: a bare ``# nosec`` silences every test, ``# nosec B602, B607`` those named)."""
+    if path is None or line is None:
+        return False
+    try:
+        text = (context.rootdir / path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    lines = text.splitlines()
+    if not 0 < line <= len(lines) or "nosec" not in lines[line - 1].lower():
+        return False
+    return any(
+        s.kind == "nosec" and (not s.rules or test_id in s.rules)
+        for s in suppressions.scan(lines[line - 1])
+    )
+
+
+class RuffSecurityAuditor(RuffAuditor):
+    """Audit security with ruff's flake8-bandit port (``--select S``) over the sources; one
+    finding per violation, named and graded as bandit names and grades the same test."""
+
+    dimension = "security"
+    tool = "ruff"
+
+    def begin(self, context: AuditContext) -> None:
+        """List the files ruff checks, then run it on the ones changed since the cached run
+        (none: do not run it)."""
+        argv = self.command(context)
+        targets = list(context.project.sources)
+        options = argv[2 : -len(targets)]
+        self._files = cache.ruff_files(context, argv[0], options, targets)
+        self._plan = cache.ruff_plan(context, argv[0], [*options, *targets], self._files)
+        if self._plan is None or self._plan.run is None:
+            self.launch(argv, context)
+        elif self._plan.run:
+            self.launch([*argv[: -len(targets)], "--force-exclude", *self._plan.run], context)
+
+    def command(self, context: AuditContext) -> list[str]:
+        targets = context.project.sources
+        if not targets:
+            raise ToolUnavailable("no Python package or module found under the rootdir to audit")
+        ruff = find_executable("ruff") or "ruff"
+        return [
+            ruff, "check", "--output-format=json", "--exit-zero", "--no-fix", "--isolated",
+            "--preview", "--select", "S", *targets,
+        ]  # fmt: skip
+
+    def _result(
+        self, context: AuditContext, items: list[dict[str, object]], seconds: float
+    ) -> AuditResult:
+        findings: list[Finding] = []
+        notes: list[str] = []
+        for item in items:
+            if not item.get("code"):  # a syntax error: the lint dimension reports it
+                path = context.relpath(str(item.get("filename") or "?"))
+                notes.append(f"ruff could not scan {path}: {item.get('message')}")
+                continue
+            finding = self._finding(context, item)
+            if not _nosec(context, finding.path, finding.line, finding.rule_id):
+                findings.append(finding)
+        notes = list(dict.fromkeys(notes))
+        result = self.scored(context, findings, duration=seconds, notes=notes)
+        result.tool_version = distribution_version("ruff")
+        return result
+
+    def _finding(self, context: AuditContext, item: dict[str, object]) -> Finding:
+        code = str(item.get("code"))
+        message = str(item.get("message") or "")
+        test_id = "B" + code.removeprefix("S")
+        location = item.get("location")
+        line = location.get("row") if isinstance(location, dict) else None
+        return make_finding(
+            context,
+            dimension=self.dimension,
+            severity=bandit_severity(
+                test_id, *bandit_levels(code, message), context.settings.severity_map
+            ),
+            rule_id=test_id,
+            message=f"{message} (ruff {code})",
+            path=str(item.get("filename") or "") or None,
+            line=line if isinstance(line, int) else None,
+            tool=self.tool,
+            url=str(item["url"]) if item.get("url") else None,
+        )
 
 
 class BanditAuditor(CommandAuditor):
@@ -85,6 +214,8 @@ class BanditAuditor(CommandAuditor):
         pyproject = context.rootdir / "pyproject.toml"
         if _has_table(pyproject, "[tool.bandit"):
             argv += ["-c", str(pyproject)]
+        if (context.rootdir / ".bandit").is_file():
+            argv += ["--ini", str(context.rootdir / ".bandit")]
         return argv
 
     def finish(self, context: AuditContext) -> AuditResult:

@@ -29,9 +29,11 @@ saves the session and lets pytest exit with its interrupted status.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import posixpath
+import re
 import shlex
 import shutil
 import signal
@@ -44,7 +46,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
@@ -64,6 +66,8 @@ from pytest_orchestrator.redact import redact_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from coverage.data import CoverageData
 
     from pytest_orchestrator.agents.base import AgentResult
     from pytest_orchestrator.agents.runner import AgentRunner, Ledger
@@ -285,6 +289,36 @@ def _prefix(top: Path, rootdir: Path) -> str:
     except ValueError:
         return ""
     return "" if rel == "." else rel
+
+
+PretestOutcome = Literal["passed", "failed", "inconclusive"]
+
+
+class _PretestFailed(Exception):
+    """A test that covers the agent's change failed in the pre-test (the message says which)."""
+
+
+def _changed_lines(old: bytes | None, path: Path) -> tuple[set[int], set[int]] | None:
+    """``(changed, inserted)``: the lines of ``old`` (1-based) that the file at ``path``
+    changed or removed, and the lines after which it inserted code; None (every line) when
+    either side cannot be read."""
+    try:
+        new = path.read_bytes()
+    except OSError:
+        return None
+    if old is None:
+        return None
+    before = old.decode("utf-8", "replace").splitlines()
+    after = new.decode("utf-8", "replace").splitlines()
+    changed: set[int] = set()
+    inserted: set[int] = set()
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag in ("replace", "delete"):
+            changed.update(range(i1 + 1, i2 + 1))
+        elif tag == "insert":
+            inserted.add(i1)  # after old line i1 (1-based), before old line i1 + 1
+    return changed, inserted
 
 
 class Loop:
@@ -529,9 +563,14 @@ class Loop:
                 return
             self._progress(number, f"re-testing {len(changes.tracked)} changed files")
             try:
-                child, observed, changed_tree = self._measure(snapshot, changes, since_start)
+                child, observed, changed_tree = self._measure(
+                    snapshot, changes, since_start, iteration
+                )
             except OSError as exc:  # a rule file the agent made a directory, a link ...
                 self._roll_back(snapshot, iteration, f"refused: cannot measure the tree ({exc})")
+                return
+            except _PretestFailed as failed:
+                self._roll_back(snapshot, iteration, f"rejected: {failed}")
                 return
             if child is None or observed is None:
                 self._roll_back(snapshot, iteration, "the re-audit did not produce a report")
@@ -641,11 +680,15 @@ class Loop:
         )
 
     def _measure(
-        self, snapshot: Snapshot, changes: ChangeSet, since_start: set[str]
+        self, snapshot: Snapshot, changes: ChangeSet, since_start: set[str], iteration: Iteration
     ) -> tuple[Report | None, Observation | None, list[str]]:
         """Re-audit the measured view of the tree (``loop.integrity.MeasuredView``): the
         child's report and observation, and what the re-audit itself changed in the tree
-        or in git's own files (it must change nothing)."""
+        or in git's own files (it must change nothing).
+
+        The tests that cover the change run first (:meth:`_pretest`, recorded in
+        ``iteration``): when one of them fails, :class:`_PretestFailed` is raised, before
+        the full re-test."""
         from pytest_orchestrator.loop.integrity import MeasuredView
         from pytest_orchestrator.loop.snapshot import RULE_NAMES
 
@@ -656,11 +699,18 @@ class Loop:
             *(c.path for c in changes.changes if posixpath.basename(c.path) in RULE_NAMES),
         }
         plugins = self._start_in_tree().plugins
+        selected = self._pretest_selection(snapshot, changes)
         with self._timed("integrity"):
             view = MeasuredView.plan(root, self.origin, now_rules, since_start, plugins)
             before = snapshot.state_of_tree()
             view.__enter__()
         try:
+            if selected:
+                iteration.pretest = selected
+                with self._timed("pre-test"):
+                    iteration.pretest_outcome, failed = self._pretest(selected)
+                if failed is not None:
+                    raise _PretestFailed(failed)
             with self._timed("re-audit"):
                 child, observed = self._reaudit()
         finally:
@@ -672,6 +722,139 @@ class Loop:
             path for path in before.keys() | after.keys() if before.get(path) != after.get(path)
         )
         return child, observed, changed
+
+    def _coverage_data(self) -> CoverageData | None:
+        """The session's coverage data when it recorded each line's tests (gap closure on,
+        our own measurement, not in a container), else None."""
+        from pytest_orchestrator.auditors.measure import MEASUREMENT_KEY
+
+        measurement = self.config.stash.get(MEASUREMENT_KEY, None)
+        if measurement is None or measurement.cov is None or self.settings.exec_prefix:
+            return None
+        if not self.config.pluginmanager.has_plugin("orchestrator-contexts"):
+            return None
+        return measurement.cov.get_data()
+
+    def _pretest_selection(self, snapshot: Snapshot, changes: ChangeSet) -> list[str]:
+        """Node ids of the tests to run first: those that passed at the session's start
+        and ran a line the agent changed (every line of a file an earlier iteration
+        changed: the map's line numbers are the session start's), then the test files it
+        added or changed, whole. Empty without a test-to-line map."""
+        from pytest_orchestrator.auditors.measure import covering_tests
+        from pytest_orchestrator.sources import is_test_file
+
+        data = self._coverage_data()
+        if data is None or self.origin is None:
+            return []
+        measured = {os.path.realpath(name): name for name in data.measured_files()}
+        prefix = _prefix(self.origin.root, self.rootdir)
+        passed = {n for n, outcome in self.start.outcomes.items() if outcome == "passed"}
+        tests: set[str] = set()
+        files: list[str] = []
+        for change in changes.tracked:
+            if not change.path.endswith(".py") or not change.path.startswith(prefix):
+                continue
+            rel = change.path[len(prefix) :]
+            if is_test_file(rel):
+                if change.kind != "deleted":
+                    files.append(rel)
+                continue
+            name = measured.get(os.path.realpath(self.origin.root / change.path))
+            if name is None:
+                continue
+            diff = None
+            if change.kind == "modified" and change.path not in self.state.changed_paths:
+                diff = _changed_lines(snapshot.read(change.path), self.origin.root / change.path)
+            if diff is None:
+                found = covering_tests(data, name, None)
+            else:
+                found = covering_tests(data, name, *diff)
+            if found is None:
+                return []
+            tests |= found & passed
+        return sorted(tests) + sorted(files)
+
+    def _pretest_options(self) -> list[str]:
+        """The session's own options (``-W``, ``-p``, ``-o`` ...) for the pre-test: its
+        arguments without this plugin's options, the report options and its test paths
+        (the pre-test names its tests). A value mistaken for a path leaves an option
+        without its value: a usage error, so an inconclusive pre-test, never a wrong
+        verdict."""
+        from pytest_orchestrator.plugin import OPTIONS
+
+        takes_value = {o.flag for o in OPTIONS if o.action != "store_true"}
+        paths = {str(a) for a in self.config.option.file_or_dir or []}
+        out: list[str] = []
+        skip = False
+        for arg in child_args(self.state.args):
+            if skip:
+                skip = False
+                continue
+            name = arg.split("=", 1)[0]
+            if name.startswith("--orchestrate"):
+                skip = name in takes_value and "=" not in arg
+                continue
+            if arg in paths:
+                continue
+            out.append(arg)
+        if self.config.pluginmanager.has_plugin("xdist"):
+            out += ["-n", "0"]  # a few tests: no workers to start (the last -n wins)
+        return out
+
+    def _pretest(self, selected: list[str]) -> tuple[PretestOutcome, str | None]:
+        """Run ``selected`` (node ids, files) in a child pytest at the rootdir, in the
+        sandbox of the re-audit, with the session's options but not the gate, stopping at
+        the first failure:
+        (outcome, why it rejects the change, or None). pytest's exit status 1 is failed;
+        0 passed; anything else (a test renamed, a usage error in the options) is
+        inconclusive and the full re-test decides."""
+        private = self._private_dirs()
+        argv = [
+            sys.executable, "-m", "pytest", *self._pretest_options(), "-q", "-x",
+            "--no-header", "-p", "no:cacheprovider", *selected,
+        ]  # fmt: skip
+        env = dict(os.environ)
+        sandbox = self.runner.sandbox
+        if sandbox is not None and sandbox.kind == "bwrap" and self.origin is not None:
+            argv = sandbox.wrap(
+                argv,
+                tree=self.origin.root,
+                cwd=self.rootdir,
+                writable=[private],
+                protected=self._protected(),
+                env=env,
+                sockets=False,
+            )
+        child = subprocess.Popen(
+            argv,
+            cwd=self.rootdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            out, _ = child.communicate(timeout=self.settings.exec_timeout)
+        except BaseException:  # a hung test, or Ctrl-C: the child goes too
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                raise
+            return "inconclusive", None
+        with contextlib.suppress(OSError):  # what the tests left running
+            os.killpg(child.pid, signal.SIGKILL)
+        if child.returncode == 0:
+            return "passed", None
+        if child.returncode != 1:
+            return "inconclusive", None
+        text = out.decode("utf-8", "replace")
+        failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.MULTILINE)
+        first = f" (first: {redact_text(failed[0])})" if failed else ""
+        return "failed", (
+            f"a test that covers the change fails{first}; the full re-test was not run"
+        )
 
     def _outcome_checks(self, observed: Observation, changed_tree: list[str]) -> list[GuardCheck]:
         from pytest_orchestrator.loop import integrity

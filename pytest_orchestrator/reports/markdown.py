@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from pytest_orchestrator.baseline import describe as describe_baseline
 from pytest_orchestrator.models import LoopSummary, Report, Severity
-from pytest_orchestrator.newcode import describe as describe_new_code
-from pytest_orchestrator.newcode import new_code_scores, size_words
+from pytest_orchestrator.reports.newcode_text import describe as describe_new_code
+from pytest_orchestrator.reports.newcode_text import new_code_scores, size_words
 from pytest_orchestrator.scoring import fmt, plural
 
 TOP_FINDINGS = 25

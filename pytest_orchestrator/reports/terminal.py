@@ -17,8 +17,8 @@ from rich.table import Table
 
 from pytest_orchestrator.baseline import describe as describe_baseline
 from pytest_orchestrator.models import ConfigSummary, Report, Severity
-from pytest_orchestrator.newcode import describe as describe_new_code
-from pytest_orchestrator.newcode import new_code_scores, score_words
+from pytest_orchestrator.reports.newcode_text import describe as describe_new_code
+from pytest_orchestrator.reports.newcode_text import new_code_scores, score_words
 from pytest_orchestrator.scoring import fmt, plural
 
 TOP_FINDINGS = 10

@@ -811,7 +811,7 @@ class Loop:
         private = self._private_dirs()
         argv = [
             sys.executable, "-m", "pytest", *self._pretest_options(), "-q", "-x",
-            "--no-header", "-p", "no:cacheprovider", *selected,
+            "--no-header", "-p", "no:cacheprovider", "-o", "orchestrate=false", *selected,
         ]  # fmt: skip
         env = dict(os.environ)
         sandbox = self.runner.sandbox

@@ -25,10 +25,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gate_vs_sequential import unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work" / "security"
@@ -54,12 +56,7 @@ def fetch(name: str, version: str) -> Path:
         check=True,
     )  # fmt: skip
     [sdist] = dist.glob(f"{name}-{version}.tar.gz")
-    with tarfile.open(sdist) as archive:
-        if hasattr(tarfile, "data_filter"):
-            archive.extractall(WORK, filter="data")
-        else:  # Python without extraction filters (before 3.11.4)
-            archive.extractall(WORK)  # an sdist just downloaded from PyPI
-    return project
+    return unpack(sdist, WORK)
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, str]:

@@ -126,6 +126,18 @@ def check_writable(path: Path) -> None:
         raise ValueError(f"cannot write {str(path)!r}: the file is read-only")
 
 
+def _one_of(value: Any, choices: tuple[str, ...], why: str = "") -> str:
+    """``value`` as one of ``choices`` (case and spaces ignored).
+
+    :raises ValueError: ``'x' is not a, b or c (WHY)``.
+    """
+    text = str(value).strip().lower()
+    if text not in choices:
+        listed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ValueError(f"{value!r} is not {listed}" + (f" ({why})" if why else ""))
+    return text
+
+
 class OrchestrationConfig(BaseModel):
     """Resolved settings of pytest-orchestrator (units: scores 0-100, timeouts in seconds).
 
@@ -387,43 +399,34 @@ class OrchestrationConfig(BaseModel):
     @field_validator("confirm", mode="before")
     @classmethod
     def _confirm(cls, value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in ("ask", "yes", "no"):
-            raise ValueError(f"{value!r} is not ask, yes or no")
-        return text
+        return _one_of(value, ("ask", "yes", "no"))
 
     @field_validator("lint_tests", mode="before")
     @classmethod
     def _lint_tests(cls, value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in ("count", "lower", "skip"):
-            raise ValueError(
-                f"{value!r} is not count, lower or skip (test code in the lint score: counted "
-                "like the rest, its findings one severity lower, or left out)"
-            )
-        return text
+        return _one_of(
+            value,
+            ("count", "lower", "skip"),
+            "test code in the lint score: counted like the rest, its findings one severity "
+            "lower, or left out",
+        )
 
     @field_validator("security_engine", mode="before")
     @classmethod
     def _security_engine(cls, value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in ("auto", "ruff", "bandit"):
-            raise ValueError(
-                f"{value!r} is not auto, ruff or bandit (auto: bandit when the project "
-                "configures it in [tool.bandit] or .bandit, else ruff's S rules)"
-            )
-        return text
+        return _one_of(
+            value,
+            ("auto", "ruff", "bandit"),
+            "auto: bandit when the project configures it in [tool.bandit] or .bandit, else "
+            "ruff's S rules",
+        )
 
     @field_validator("sandbox", mode="before")
     @classmethod
     def _sandbox(cls, value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in ("auto", "bwrap", "none"):
-            raise ValueError(
-                f"{value!r} is not auto, bwrap or none (auto: bwrap where it works, else "
-                "none with a warning)"
-            )
-        return text
+        return _one_of(
+            value, ("auto", "bwrap", "none"), "auto: bwrap where it works, else none with a warning"
+        )
 
     @field_validator("sandbox_writable", mode="before")
     @classmethod

@@ -125,3 +125,39 @@ def test_a_change_no_test_covers_goes_straight_to_the_full_retest(
     [iteration] = report.loop.iterations
     assert iteration.pretest == [] and iteration.pretest_outcome is None
     assert "pre-test" not in iteration.timings and "re-audit" in iteration.timings
+
+
+def test_a_hostile_change_run_by_the_pretest_reaches_nothing_outside_and_leaves_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, bwrap: None
+) -> None:
+    """The pre-test runs the agent's code: in the sandbox, so a covered function that writes
+    outside the tree writes nowhere that outlives it (a private /tmp, the rest read-only),
+    and the rejected change's writes inside the tree are rolled back with it."""
+    outside = project.parent / f"{project.name}-outside.txt"
+    edit_script(
+        project,
+        f"""
+        from pathlib import Path
+        calc = Path("pkg/calc.py")
+        calc.write_text(calc.read_text().replace(
+            "def sub(a, b):\\n    return a - b",
+            "def sub(a, b):\\n"
+            "    open('planted.txt', 'w').write('x')\\n"
+            "    try:\\n"
+            "        open({str(outside)!r}, 'w').write('escaped')\\n"
+            "    except OSError:\\n"
+            "        pass\\n"
+            "    return a * b",
+        ))
+        """,
+        monkeypatch,
+    )
+    before = Snapshot.current_hash(project)
+    done, report = gate(project, *AGENT, "--orchestrate-sandbox=bwrap")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.pretest == ["tests/test_calc.py::test_sub"]
+    assert iteration.pretest_outcome == "failed" and not iteration.accepted
+    assert not outside.exists()
+    assert Snapshot.current_hash(project) == before

@@ -97,7 +97,7 @@ def test_both_engines_agree_on_the_rules_they_share(pytester: pytest.Pytester) -
 
     # bandit also reports the imports of pickle and subprocess (B403/B404, in ruff's
     # preview, selected) at the same lines: the sets are equal, severities included, but
-    # for the call under ruff's own "# noqa: S602", which bandit does not read
+    # for the call under ruff's own noqa comment for S602, which bandit does not read
     assert by_bandit - by_ruff == {("B602", 32, "P0")}
     assert by_ruff <= by_bandit
     assert len(by_ruff) >= 9
@@ -187,3 +187,27 @@ def test_every_rule_of_ruffs_bandit_port_has_bandits_grading() -> None:
     codes = {r["code"] for r in json.loads(listing) if r["linter"] == "flake8-bandit"}
     assert len(codes) > 60
     assert {"B" + c.removeprefix("S") for c in codes} <= set(BANDIT_LEVELS)
+
+
+def test_a_changed_dot_bandit_file_is_not_answered_from_the_audit_cache(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / ".bandit").write_text("[bandit]\nskips = B311\n")
+    args = ["--orchestrate", "--orchestrate-dimensions=tests,security", "-p", "cacheprovider"]
+    pytester.makepyfile(**{"pkg/__init__": "", "pkg/risky": RISKY})
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    pytester.runpytest(*args, "--orchestrate-report=json:first.json")
+    (pytester.path / ".bandit").write_text("[bandit]\nskips = B602\n")
+    pytester.runpytest(*args, "--orchestrate-report=json:second.json")
+
+    first, second = (
+        {
+            f["rule_id"]
+            for a in json.loads((pytester.path / name).read_text())["audits"]
+            if a["dimension"] == "security"
+            for f in a["findings"]
+        }
+        for name in ("first.json", "second.json")
+    )
+    assert "B602" in first and "B311" not in first
+    assert "B311" in second and "B602" not in second

@@ -375,7 +375,7 @@ def bandit_plan(
                 str(rootdir),
                 *targets,
                 *options,
-                *config_parts([pyproject]),
+                *config_parts([pyproject, rootdir / ".bandit"]),
             ]
         )
         return make_plan(cache_dir(context) / "bandit.json", key, files), names

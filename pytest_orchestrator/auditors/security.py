@@ -73,17 +73,11 @@ def security_auditor(config: pytest.Config) -> CommandAuditor:
     return BanditAuditor() if engine(config) == "bandit" else RuffSecurityAuditor()
 
 
-def _nosec(context: AuditContext, path: str | None, line: int | None, test_id: str) -> bool:
-    """A ``# nosec`` comment on ``line`` of ``path`` that silences ``test_id`` (bandit's
-    rule: a bare ``# nosec`` silences every test, ``# nosec B602, B607`` those named)."""
-    if path is None or line is None:
-        return False
-    try:
-        text = (context.rootdir / path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    lines = text.splitlines()
-    if not 0 < line <= len(lines) or "nosec" not in lines[line - 1].lower():
+def _nosec(lines: list[str], line: int | None, test_id: str) -> bool:
+    """A ``# nosec`` comment on ``line`` (1-based) of a file's ``lines`` that silences
+    ``test_id`` (bandit's rule: a bare ``# nosec`` silences every test, ``# nosec B602,
+    B607`` those named)."""
+    if line is None or not 0 < line <= len(lines) or "nosec" not in lines[line - 1].lower():
         return False
     return any(
         s.kind == "nosec" and (not s.rules or test_id in s.rules)
@@ -126,13 +120,21 @@ class RuffSecurityAuditor(RuffAuditor):
     ) -> AuditResult:
         findings: list[Finding] = []
         notes: list[str] = []
+        texts: dict[str, list[str]] = {}  # each file read once, for its # nosec comments
         for item in items:
             if not item.get("code"):  # a syntax error: the lint dimension reports it
                 path = context.relpath(str(item.get("filename") or "?"))
                 notes.append(f"ruff could not scan {path}: {item.get('message')}")
                 continue
             finding = self._finding(context, item)
-            if not _nosec(context, finding.path, finding.line, finding.rule_id):
+            if finding.path is not None and finding.path not in texts:
+                try:
+                    text = (context.rootdir / finding.path).read_text("utf-8", errors="replace")
+                except OSError:
+                    text = ""
+                texts[finding.path] = text.splitlines()
+            lines = texts.get(finding.path or "", [])
+            if not _nosec(lines, finding.line, finding.rule_id):
                 findings.append(finding)
         notes = list(dict.fromkeys(notes))
         result = self.scored(context, findings, duration=seconds, notes=notes)

@@ -808,46 +808,19 @@ class Loop:
         (outcome, why it rejects the change, or None). pytest's exit status 1 is failed;
         0 passed; anything else (a test renamed, a usage error in the options) is
         inconclusive and the full re-test decides."""
-        private = self._private_dirs()
         argv = [
             sys.executable, "-m", "pytest", *self._pretest_options(), "-q", "-x",
             "--no-header", "-p", "no:cacheprovider", "-o", "orchestrate=false", *selected,
         ]  # fmt: skip
-        env = dict(os.environ)
-        sandbox = self.runner.sandbox
-        if sandbox is not None and sandbox.kind == "bwrap" and self.origin is not None:
-            argv = sandbox.wrap(
-                argv,
-                tree=self.origin.root,
-                cwd=self.rootdir,
-                writable=[private],
-                protected=self._protected(),
-                env=env,
-                sockets=False,
-            )
-        child = subprocess.Popen(
-            argv,
-            cwd=self.rootdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        ran = self._run_contained(
+            argv, self.rootdir, dict(os.environ), [self._private_dirs()], sockets=False, out=True
         )
-        try:
-            out, _ = child.communicate(timeout=self.settings.exec_timeout)
-        except BaseException:  # a hung test, or Ctrl-C: the child goes too
-            with contextlib.suppress(OSError):
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
-                raise
+        if ran is None:
             return "inconclusive", None
-        with contextlib.suppress(OSError):  # what the tests left running
-            os.killpg(child.pid, signal.SIGKILL)
-        if child.returncode == 0:
+        code, out = ran
+        if code == 0:
             return "passed", None
-        if child.returncode != 1:
+        if code != 1:
             return "inconclusive", None
         text = out.decode("utf-8", "replace")
         failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.MULTILINE)
@@ -1070,40 +1043,19 @@ class Loop:
             if self.config.pluginmanager.has_plugin("cacheprovider"):
                 extra += ["-o", f"cache_dir={private / 'pytest-cache'}"]
             argv = [sys.executable, "-m", "pytest", *child_args(self.state.args), *extra]
-            sandbox = self.runner.sandbox
-            if sandbox is not None and sandbox.kind == "bwrap" and self.origin is not None:
-                # the agent's code runs here: contained like the agent; ruff keeps its own
-                # cache by its configuration, maybe outside the tree: a private one instead
+            if self.runner.sandbox is not None and self.runner.sandbox.kind == "bwrap":
+                # ruff keeps its own cache by its configuration, maybe outside the tree: a
+                # private one instead
                 env["RUFF_CACHE_DIR"] = str(private / "ruff-cache")
-                argv = sandbox.wrap(
-                    argv,
-                    tree=self.origin.root,
-                    cwd=self.config.invocation_params.dir,
-                    writable=[Path(scratch), private],
-                    protected=self._protected(),
-                    env=env,
-                    sockets=bool(self.settings.exec_prefix),
-                )
-            child = subprocess.Popen(
+            ran = self._run_contained(
                 argv,
-                cwd=self.config.invocation_params.dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
+                self.config.invocation_params.dir,
+                env,
+                [Path(scratch), private],
+                sockets=bool(self.settings.exec_prefix),
             )
-            try:
-                child.wait(self.settings.exec_timeout)
-            except BaseException:  # a hung test suite, or Ctrl-C: the child goes too
-                with contextlib.suppress(OSError):
-                    os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-                if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
-                    raise
+            if ran is None:
                 return None, None
-            with contextlib.suppress(OSError):  # what the tests left running
-                os.killpg(child.pid, signal.SIGKILL)
             try:
                 report = Report.model_validate(jsonio.loads(path.read_bytes()))
                 observed = Observation.from_data(
@@ -1112,6 +1064,57 @@ class Loop:
             except (OSError, ValueError):
                 return None, None
             return report, observed
+
+    def _run_contained(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        writable: list[Path],
+        *,
+        sockets: bool,
+        out: bool = False,
+    ) -> tuple[int, bytes] | None:
+        """Run a child pytest on the agent's code: in the sandbox of the agent calls (the
+        tree and ``writable`` writable; ``sockets``: the container engine's kept, for
+        ``--orchestrate-exec``), in a session of its own that is killed whole when it
+        ends, times out (``--orchestrate-exec-timeout``) or is interrupted.
+
+        :returns: its exit status and, with ``out``, its standard output; None on timeout.
+        :raises BaseException: Ctrl-C and the like, after the child is killed.
+        """
+        sandbox = self.runner.sandbox
+        if sandbox is not None and sandbox.kind == "bwrap" and self.origin is not None:
+            argv = sandbox.wrap(
+                argv,
+                tree=self.origin.root,
+                cwd=cwd,
+                writable=writable,
+                protected=self._protected(),
+                env=env,
+                sockets=sockets,
+            )
+        child = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if out else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            stdout, _ = child.communicate(timeout=self.settings.exec_timeout)
+        except BaseException:  # a hung test suite, or Ctrl-C: the child goes too
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                raise
+            return None
+        with contextlib.suppress(OSError):  # what the tests left running
+            os.killpg(child.pid, signal.SIGKILL)
+        return child.returncode, stdout or b""
 
     def _roll_back(self, snapshot: Snapshot, iteration: Iteration, reason: str) -> None:
         with self._timed("rollback"):

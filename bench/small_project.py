@@ -11,7 +11,8 @@ C     ``pytest -q -p no:orchestrator`` (no coverage)
 D     ``pytest --orchestrate -q --orchestrate-dimensions=tests`` (the plugin alone)
 ====  ===================================================================================
 
-Every command also gets ``-p no:randomly``; the cache provider stays on (the audit cache
+Every command also gets ``-p no:randomly`` and runs without ``PYTHONDONTWRITEBYTECODE``
+(bytecode reused, as on users' machines); the cache provider stays on (the audit cache
 lives in ``.pytest_cache``). Plugins installed in the environment load in every command
 alike: run it in an environment with only pytest-orchestrator and pytest-cov for the figures
 users see. Prints the median wall time of each and the ratios; the goal is
@@ -21,6 +22,7 @@ users see. Prints the median wall time of each and the ratios; the goal is
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -96,8 +98,11 @@ def commands() -> dict[str, list[str]]:
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
+    # bytecode is written and reused, as on users' machines (some CI images set
+    # PYTHONDONTWRITEBYTECODE, and every import then compiles from source)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, check=False)
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, check=False, env=env)
     return time.perf_counter() - start, done.returncode
 
 

@@ -20,8 +20,13 @@ drops the filter, to see that).
 ``ruff`` gets ``--no-fix`` because click's ruff configuration sets ``fix = true``, which would
 rewrite the sources between rounds (the plugin's lint audit runs ruff with ``--no-fix`` too).
 
-Usage: ``python bench/gate_vs_sequential.py [--rounds N]``. The exit status is always 0:
-this is a report, not a test.
+With ``--line-coverage`` the commands run in a copy of click whose coverage configuration
+measures lines, not branches, and a command F is added: ``pytest --cov=click`` on coverage's
+``sysmon`` core, the floor of A/D (on Python 3.12 and 3.13, sysmon takes lines only).
+Every command runs without ``PYTHONDONTWRITEBYTECODE`` (see bench/README.md).
+
+Usage: ``python bench/gate_vs_sequential.py [--rounds N] [--line-coverage]``. The exit status
+is always 0: this is a report, not a test.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class Command:
     key: str
     title: str
     steps: tuple[tuple[str, list[str]], ...]
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -149,10 +155,26 @@ def prepare(work: Path, version: str) -> Path:
     return project
 
 
-def commands(common: list[str]) -> list[Command]:
+def line_coverage_copy(project: Path) -> Path:
+    """A copy of click's project whose coverage configuration measures lines, not branches
+    (``branch = true`` removed from ``[tool.coverage.run]``): coverage's sysmon core takes
+    branches only from Python 3.14, so this is the setting where 3.12 and 3.13 can use it."""
+    copy = project.with_name(project.name + "-line")
+    if not (copy / "pyproject.toml").is_file():
+        shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".pytest_cache", ".coverage*"))
+        config = copy / "pyproject.toml"
+        text = config.read_text(encoding="utf-8")
+        if "branch = true\n" not in text:
+            raise SystemExit(f"{config}: no 'branch = true' to remove")
+        config.write_text(text.replace("branch = true\n", ""), encoding="utf-8")
+    return copy
+
+
+def commands(common: list[str], floor: bool = False) -> list[Command]:
     """The commands compared, in the order they run within a round.
 
     :param common: arguments given to every pytest command.
+    :param floor: add F, ``pytest --cov`` on coverage's sysmon core (``COVERAGE_CORE``).
     """
     pytest, ruff, bandit = tool("pytest"), tool("ruff"), tool("bandit")
     gate = [*pytest, "--orchestrate", *common, "-q", "--orchestrate-report=terminal"]
@@ -179,16 +201,26 @@ def commands(common: list[str]) -> list[Command]:
             "pytest, plugin installed, not enabled",
             (("pytest", [*pytest, "-q", *common]),),
         ),
-    ]
+    ] + (
+        [Command("F", "pytest --cov=click, sysmon core", (("pytest --cov", cov),), _SYSMON)]
+        if floor
+        else []
+    )
 
 
-def time_step(argv: list[str], cwd: Path, log: Path) -> tuple[float, int]:
+_SYSMON = (("COVERAGE_CORE", "sysmon"),)
+
+
+def time_step(
+    argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """Run one step with its output in ``log``; returns (seconds, exit status)."""
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.run(
             argv,
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -224,13 +256,15 @@ def run_round(
     timings: dict[str, Timings],
     record: bool,
     show: bool,
+    base_env: dict[str, str] | None = None,
 ) -> None:
     """Run every command once, in order; record the times unless this is a warm-up."""
     for command in cmds:
         total = 0.0
+        env = {**(base_env or os.environ), **dict(command.env)}
         for label, argv in command.steps:
             log = logs / f"{command.key}-{label.replace(' ', '_')}.log"
-            seconds, code = time_step(argv, cwd, log)
+            seconds, code = time_step(argv, cwd, log, env)
             total += seconds
             if show:
                 show_first_round(command, label, argv, code, log)
@@ -240,8 +274,9 @@ def run_round(
             timings[command.key].total.append(total)
 
 
-def goals() -> list[Goal]:
-    """The issue's goals for the ratios of medians."""
+def goals(floor: bool = False) -> list[Goal]:
+    """The issue's goals for the ratios of medians (with ``floor``: F/D, the sysmon floor
+    of A/D, is printed as well)."""
     sysmon = sys.version_info >= (3, 12)
     note = (
         ""
@@ -256,10 +291,14 @@ def goals() -> list[Goal]:
         Goal("A", "C", 1.05, "A/C gate vs pytest --cov alone"),
         Goal("A", "D", 1.3, "A/D gate vs pytest without coverage", note),
         Goal("E", "D", 1.02, "E/D plugin installed but off vs -p no:orchestrator"),
-    ]
+    ] + (
+        [Goal("F", "D", 1.3, "F/D pytest --cov on sysmon vs pytest (the floor of A/D)")]
+        if floor
+        else []
+    )
 
 
-def report(cmds: list[Command], timings: dict[str, Timings]) -> None:
+def report(cmds: list[Command], timings: dict[str, Timings], floor: bool = False) -> None:
     """Print medians (with min-max spread) and the goal lines."""
     print("\nmedians, seconds (min-max):")
     medians = {}
@@ -274,7 +313,7 @@ def report(cmds: list[Command], timings: dict[str, Timings]) -> None:
             for label, values in data.steps.items():
                 print(f"       {statistics.median(values):7.2f}  {label}")
     print()
-    for goal in goals():
+    for goal in goals(floor):
         ratio = medians[goal.numerator] / medians[goal.denominator]
         verdict = "OK" if ratio <= goal.limit else "MISS"
         print(f"{goal.label}: {ratio:.2f}x (goal <= {goal.limit:g}x) {verdict}{goal.note}")
@@ -298,6 +337,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"click release whose suite is run (default: {CLICK_VERSION})",
     )
     parser.add_argument(
+        "--line-coverage",
+        action="store_true",
+        help="run in a copy of click whose coverage measures lines, not branches, and add F, "
+        "pytest --cov on the sysmon core (the floor of A/D on Python 3.12 and 3.13)",
+    )
+    parser.add_argument(
         "--strict-warnings",
         action="store_true",
         help="do not add -W ignore::pytest.PytestDeprecationWarning to the pytest commands",
@@ -312,9 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = args.work_dir.resolve()
     project = prepare(work, args.click_version)
+    base_env = dict(os.environ)
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on users' machines (bench/README.md)
+    if args.line_coverage:
+        project = line_coverage_copy(project)
+        # the copy's click, not the editable install's, is the one the tests import
+        base_env["PYTHONPATH"] = str(project / "src")
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    cmds = commands(PYTEST_COMMON + ([] if args.strict_warnings else DEPRECATION_FILTER))
+    common = PYTEST_COMMON + ([] if args.strict_warnings else DEPRECATION_FILTER)
+    cmds = commands(common, floor=args.line_coverage)
     timings = {command.key: Timings() for command in cmds}
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, click "
@@ -332,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{': exit statuses' if number == 0 else ''}",
             flush=True,
         )
-        run_round(cmds, project, logs, timings, record=not warmup, show=number == 0)
-    report(cmds, timings)
+        run_round(cmds, project, logs, timings, not warmup, number == 0, base_env)
+    report(cmds, timings, floor=args.line_coverage)
     return 0
 
 

@@ -290,13 +290,26 @@ class Orchestrator:
             result.duration = round(time.monotonic() - started, 3)
         return result
 
+    def _suppression_store(self) -> Path | None:
+        """The suppression scan's cache file, beside the audit cache; None when the audit
+        cache is off (``PYTEST_ORCHESTRATOR_AUDIT_CACHE=0``) or cannot be created."""
+        from pytest_orchestrator.auditors import cache
+
+        assert self.context is not None
+        if not cache.enabled():
+            return None
+        try:
+            return cache.session_cache_dir(self.config, self.context.rootdir) / "suppressions.json"
+        except OSError:
+            return None
+
     def _build(self, results: list[AuditResult]) -> Report:
         """Count the suppressions, score ``results``, gate them, and make the report."""
         assert self.context is not None
         from pytest_orchestrator import suppressions as suppression_scan
 
         settings = self.settings
-        found = suppression_scan.scan_tree(self.context.rootdir)
+        found = suppression_scan.scan_tree(self.context.rootdir, store=self._suppression_store())
         every = [item for items in found.values() for item in items]
         suppressions = SuppressionSummary(
             total=len(every),

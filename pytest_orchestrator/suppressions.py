@@ -21,9 +21,10 @@ kind           tool     what is recognised (case-insensitive for comments)
 ``xfail``      pytest   ``mark.xfail``, ``pytest.xfail(``, ``unittest.expectedFailure``
 =============  =======  ========================================================================
 
-Text is matched with regular expressions, so a file costs one scan; a match inside a string
-literal (a docstring that shows ``# noqa``) is not a suppression: files with a match are
-parsed with :mod:`ast` to tell (a file that does not parse keeps every match). Lines are
+Text is matched with regular expressions (the full pattern only on lines holding one of its
+words); a match inside a string literal (a docstring that shows ``# noqa``) is not a
+suppression: files with a match are parsed with :mod:`ast` to tell (a file that does not
+parse keeps every match). Lines are
 1-based and counted as the tools count them (split at ``\\n`` only).
 """
 
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 import ast
 import bisect
+import hashlib
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 Kind = Literal["noqa", "nosec", "type-ignore", "no-cover", "no-branch", "skip", "xfail"]
 #: The kinds, in report order.
@@ -71,6 +73,9 @@ _PATTERN = re.compile(
 )
 #: Cheap first look: a file without any of these words has no suppression.
 _ANY = re.compile(r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure", re.IGNORECASE)
+_NEWLINE = re.compile("\n")
+#: Bumped when what :func:`scan` finds changes: cached scans of an older format are dropped.
+_SCAN_FORMAT = "1"
 
 
 @dataclass(frozen=True)
@@ -171,13 +176,20 @@ def scan(text: str) -> list[Suppression]:
 
     Matches inside string literals are left out when the text parses.
     """
-    if not _ANY.search(text):
-        return []
-    matches = list(_PATTERN.finditer(text))
+    matches = []
+    line_end = -1
+    for word in _ANY.finditer(text):  # the full pattern runs only on lines with a word
+        if word.start() < line_end:
+            continue
+        line_start = text.rfind("\n", 0, word.start()) + 1
+        line_end = text.find("\n", word.end())
+        if line_end < 0:
+            line_end = len(text)
+        matches.extend(_PATTERN.finditer(text, line_start, line_end))
     if not matches:
         return []
     starts = [0]
-    starts.extend(i + 1 for i, char in enumerate(text) if char == "\n")
+    starts.extend(newline.end() for newline in _NEWLINE.finditer(text))
     spans = _string_spans(text)
     found: list[Suppression] = []
     for match in matches:
@@ -266,19 +278,60 @@ def _walk(rootdir: Path) -> Iterator[str]:
                 yield Path(entry.path).relative_to(rootdir).as_posix()
 
 
-def scan_tree(rootdir: Path, paths: Iterable[str] | None = None) -> dict[str, list[Suppression]]:
+def scan_tree(
+    rootdir: Path, paths: Iterable[str] | None = None, store: Path | None = None
+) -> dict[str, list[Suppression]]:
     """Suppressions per file (files with none left out) of ``paths`` (default: every file
-    :func:`python_files` lists), read as UTF-8 with replacement."""
-    found: dict[str, list[Suppression]] = {}
+    :func:`python_files` lists), read as UTF-8 with replacement.
+
+    With ``store`` (a JSON file, see :mod:`pytest_orchestrator.auditors.cache`), a file whose
+    SHA-256 is the one cached is not scanned again: the scan's parse of every file holding a
+    suppression-like word is most of its cost (about 0.1 s on click's 46 files).
+    """
+    texts: dict[str, bytes] = {}
     for rel in python_files(rootdir) if paths is None else paths:
         try:
-            text = (rootdir / rel).read_bytes().decode("utf-8", "replace")
+            texts[rel] = (rootdir / rel).read_bytes()
         except OSError:
             continue
-        items = scan(text)
+    if store is None:
+        found = {rel: scan(data.decode("utf-8", "replace")) for rel, data in texts.items()}
+        return {rel: items for rel, items in found.items() if items}
+    from pytest_orchestrator.auditors import cache
+
+    digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in texts.items()}
+    plan = cache.make_plan(store, cache.text_digest([_SCAN_FORMAT, _PATTERN.pattern]), digests)
+    fresh: dict[str, cache.Payload] = {}
+    for rel in sorted(set(texts) - set(plan.hits)):
+        items = scan(texts[rel].decode("utf-8", "replace"))
+        fresh[rel] = {"items": [list(astuple(item)) for item in items]}
+    found = {}
+    for rel, payload in plan.merge(fresh):
+        try:
+            items = [_from_row(row) for row in payload.get("items", [])]
+        except ValueError:  # a damaged entry: scan the file again
+            items = scan(texts[rel].decode("utf-8", "replace"))
         if items:
             found[rel] = items
     return found
+
+
+def _from_row(row: object) -> Suppression:
+    """A :class:`Suppression` back from its cached ``[line, column, kind, text, rules, end]``;
+    ValueError when the row is not one."""
+    if not isinstance(row, list) or len(row) != 6:
+        raise ValueError(f"not a suppression: {row!r}")
+    line, column, kind, text, rules, end = row
+    numbers = (line, column, end)
+    if (
+        not all(type(number) is int for number in numbers)
+        or kind not in TOOLS
+        or not isinstance(text, str)
+        or not isinstance(rules, list)
+    ):
+        raise ValueError(f"not a suppression: {row!r}")
+    rules = tuple(str(rule) for rule in rules)
+    return Suppression(line, column, cast(Kind, kind), text, rules, end)
 
 
 def strip(text: str, lines: Iterable[int]) -> str:

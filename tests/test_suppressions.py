@@ -4,10 +4,13 @@ a failure of the baseline ratchet. Real sessions in a subprocess, real git, ruff
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from test_newcode import REPORT, commit_all, conditions, load, project
 
-from pytest_orchestrator.suppressions import added, scan, strip
+from pytest_orchestrator.suppressions import added, scan, scan_tree, strip
 
 SOURCE = '''import os  # noqa: F401
 import sys  # NOQA
@@ -43,6 +46,37 @@ def test_scan_finds_each_kind_with_its_rules_and_not_in_strings() -> None:
         (15, "skip", "mark.skipif", ()),
         (16, "noqa", "# noqa", ()),
     ]
+
+
+def test_a_directive_at_the_end_of_a_file_without_newline_is_found() -> None:
+    assert [s.line for s in scan("a = 1\nb = 2  # noqa")] == [2]
+
+
+def test_the_tree_scan_caches_by_content_and_rescans_changed_or_damaged_entries(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "a.py").write_text("import os  # noqa: F401\n")
+    (root / "b.py").write_text("x = 1\n")
+    store = tmp_path / "suppressions.json"
+    plain = scan_tree(root, ["a.py", "b.py"])
+    assert scan_tree(root, ["a.py", "b.py"], store) == plain
+    assert list(plain) == ["a.py"]
+
+    # an unchanged file is answered from the cache (a planted row proves it) ...
+    data = json.loads(store.read_text())
+    data["files"]["b.py"]["payload"] = {"items": [[1, 7, "nosec", "# nosec", [], 14]]}
+    store.write_text(json.dumps(data))
+    assert [s.kind for s in scan_tree(root, ["a.py", "b.py"], store)["b.py"]] == ["nosec"]
+    # ... a changed one is scanned again ...
+    (root / "b.py").write_text("x = 2  # pragma: no cover\n")
+    assert [s.kind for s in scan_tree(root, ["a.py", "b.py"], store)["b.py"]] == ["no-cover"]
+    # ... and a damaged entry is scanned again, not trusted
+    data = json.loads(store.read_text())
+    data["files"]["a.py"]["payload"] = {"items": [["one", 7, "rm -rf", None, [], 0]]}
+    store.write_text(json.dumps(data))
+    assert scan_tree(root, ["a.py", "b.py"], store) == scan_tree(root, ["a.py", "b.py"])
 
 
 def test_strip_removes_only_the_comment_directives_of_the_given_lines() -> None:

@@ -7,7 +7,7 @@ exit status 2) and becomes one element of an argv list that is run without a she
 
     python -m pytest --orchestrate --orchestrate-report=terminal --orchestrate-report=github
         --orchestrate-report=json:DIR/report.json --orchestrate-report=markdown:DIR/report.md
-        [--orchestrate-report=sarif:DIR/report.sarif]
+        [--orchestrate-report=sarif:DIR/report.sarif] [--orchestrate-report=pr-comment]
         [--target-score=N] [--orchestrate-dimensions=...] [--orchestrate-fail-on=...]
         [--orchestrate-diff-base=REF] [--orchestrate-baseline=PATH]
         [--orchestrate-agent=... [--orchestrate-budget=USD]] PYTEST_ARGS...
@@ -36,6 +36,9 @@ from pathlib import Path
 
 from pytest_orchestrator.reports.github import RESUME_ENV, escape_data
 
+#: pytest_orchestrator.reports.prcomment.KEY_ENV (that module is not imported here).
+COMMENT_KEY_ENV = "PYTEST_ORCHESTRATOR_COMMENT_KEY"
+
 EXIT_BAD_INPUT = 2
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -62,6 +65,7 @@ class Inputs:
     pytest_args: tuple[str, ...] = ()
     report_dir: str = ".orchestrator"
     sarif: bool = True
+    comment: bool = False
 
 
 def _value(environ: Mapping[str, str], name: str) -> str:
@@ -166,6 +170,8 @@ def read_inputs(environ: Mapping[str, str], cwd: Path | None = None) -> Inputs:
         pytest_args=pytest_args,
         report_dir=report_dir,
         sarif=_boolean(_value(environ, "sarif"), "sarif", default=True),
+        comment=_boolean(_value(environ, "comment"), "comment", default=True)
+        and environ.get("GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS,
     )
 
 
@@ -176,6 +182,8 @@ def build_argv(inputs: Inputs, python: str = sys.executable) -> list[str]:
     reports.append(f"markdown:{directory}/report.md")
     if inputs.sarif:
         reports.append(f"sarif:{directory}/report.sarif")
+    if inputs.comment:
+        reports.append("pr-comment")
     argv = [python, "-m", "pytest", "--orchestrate"]
     argv += [f"--orchestrate-report={r}" for r in reports]
     options = (
@@ -191,10 +199,22 @@ def build_argv(inputs: Inputs, python: str = sys.executable) -> list[str]:
     return [*argv, *inputs.pytest_args]
 
 
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """pytest's environment: ``environ`` with the pull-request comment's token
+    (``INPUT_GITHUB_TOKEN`` as ``GITHUB_TOKEN``) and key (``INPUT_COMMENT_KEY`` as
+    ``PYTEST_ORCHESTRATOR_COMMENT_KEY``); the inputs themselves are not passed on."""
+    env = {k: v for k, v in environ.items() if k not in ("INPUT_GITHUB_TOKEN", "INPUT_COMMENT_KEY")}
+    if environ.get("INPUT_GITHUB_TOKEN"):
+        env["GITHUB_TOKEN"] = environ["INPUT_GITHUB_TOKEN"]
+    if environ.get("INPUT_COMMENT_KEY"):
+        env[COMMENT_KEY_ENV] = environ["INPUT_COMMENT_KEY"]
+    return env
+
+
 def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """Run ``argv``; its exit status. Inside GitHub Actions, workflow commands are stopped
     while it runs, and the token that resumes them is passed in ``RESUME_ENV``."""
-    env = dict(environ)
+    env = child_environment(environ)
     token = secrets.token_hex(16) if environ.get("GITHUB_ACTIONS") == "true" else None
     if token:
         env[RESUME_ENV] = token

@@ -124,6 +124,7 @@ def compare(
         created=baseline.created,
         score=baseline.score.overall,
         coverage=coverage_percent(baseline.audits),
+        dimensions={a.dimension: a.score for a in baseline.audits if a.score is not None},
         new_findings=len(new),
         new_fingerprints=[f.fingerprint for f in new[:LISTED]],
         fixed_findings=sum(fixed.values()),

@@ -30,14 +30,24 @@ from pytest_orchestrator.models import Severity
 from pytest_orchestrator.plugin import INI_ONLY, OPTIONS, enabled
 
 BUILTIN_DIMENSIONS = ("tests", "coverage", "lint", "security")
-REPORT_TYPES = ("terminal", "json", "junit", "markdown", "sarif", "github")
-#: Reports written to the terminal or the CI runner, never to a PATH of the user's.
-PATHLESS_REPORTS = ("terminal", "github")
+REPORT_TYPES = (
+    "terminal",
+    "json",
+    "junit",
+    "markdown",
+    "sarif",
+    "codeclimate",
+    "github",
+    "pr-comment",
+)
+#: Reports written to the terminal, the CI runner or the pull request, never to a PATH.
+PATHLESS_REPORTS = ("terminal", "github", "pr-comment")
 DEFAULT_REPORT_PATHS = {
     "json": "orchestrator-report.json",
     "junit": "orchestrator-junit.xml",
     "markdown": "orchestrator-report.md",
     "sarif": "orchestrator-report.sarif",
+    "codeclimate": "orchestrator-codeclimate.json",
 }
 DEFAULT_WEIGHTS = {"tests": 30.0, "coverage": 30.0, "lint": 20.0, "security": 20.0}
 #: Weight of a dimension that ``orchestrate_weights`` does not name (third-party auditors).
@@ -104,7 +114,9 @@ class ReportSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    type: Literal["terminal", "json", "junit", "markdown", "sarif", "github"]
+    type: Literal[
+        "terminal", "json", "junit", "markdown", "sarif", "codeclimate", "github", "pr-comment"
+    ]
     path: Path | None = None
 
 

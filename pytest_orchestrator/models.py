@@ -523,6 +523,9 @@ class BaselineComparison(_Model):
     created: datetime = Field(description="When the baseline report was made")
     score: float = Field(description="The baseline's overall score")
     coverage: float | None = Field(None, description="The baseline's coverage percent")
+    dimensions: dict[str, float] = Field(
+        default_factory=dict, description="The baseline's score per dimension (those scored)"
+    )
     new_findings: int = Field(
         0, ge=0, description="Findings whose fingerprint the baseline lacks (or has fewer of)"
     )

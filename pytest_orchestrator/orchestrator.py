@@ -589,3 +589,7 @@ class Orchestrator:
                 terminalreporter.write_line,
                 {s.type: s.path for s in self.settings.reports if s.path in self.written},
             )
+        if any(spec.type == "pr-comment" for spec in self.settings.reports):
+            from pytest_orchestrator.reports.prcomment import publish as comment
+
+            comment(report, os.environ, terminalreporter.write_line)

@@ -73,8 +73,9 @@ OPTIONS = (
         "orchestrate_report",
         "orchestrate_report",
         "reports",
-        "Report to write: terminal, json, junit, markdown, sarif or github (annotations and "
-        "step summary inside GitHub Actions), optionally TYPE:PATH; "
+        "Report to write: terminal, json, junit, markdown, sarif, codeclimate (GitLab Code "
+        "Quality), github (annotations and step summary inside GitHub Actions) or pr-comment "
+        "(one comment on the pull request, updated in place), optionally TYPE:PATH; "
         "repeatable (default: terminal)",
         "TYPE[:PATH]",
         "append",

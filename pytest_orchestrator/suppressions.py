@@ -176,7 +176,7 @@ def scan(text: str) -> list[Suppression]:
 
     Matches inside string literals are left out when the text parses.
     """
-    matches = []
+    matches: list[re.Match[str]] = []
     line_end = -1
     for word in _ANY.finditer(text):  # the full pattern runs only on lines with a word
         if word.start() < line_end:

@@ -119,7 +119,7 @@ def test_example_workflow_is_a_safe_pull_request_gate() -> None:
     assert workflow["permissions"] == {
         "contents": "read",
         "security-events": "write",
-        "pull-requests": "read",
+        "pull-requests": "write",
         "actions": "read",
     }
     (job,) = workflow["jobs"].values()
@@ -266,6 +266,28 @@ def argv_of(env: dict[str, str], cwd: Path | None = None) -> list[str]:
 def test_default_inputs_leave_the_project_settings_alone() -> None:
     assert argv_of({}) == [*BASE, *REPORTS]
     assert argv_of({"INPUT_DIFF_BASE": "auto", "INPUT_REPORT_DIR": ""}) == [*BASE, *REPORTS]
+
+
+def test_the_pull_request_comment_is_on_for_pull_requests_only() -> None:
+    comment = "--orchestrate-report=pr-comment"
+    for event in ("pull_request", "pull_request_target"):
+        assert argv_of({"GITHUB_EVENT_NAME": event}) == [*BASE, *REPORTS, comment]
+        assert argv_of({"GITHUB_EVENT_NAME": event, "INPUT_COMMENT": "false"}) == [*BASE, *REPORTS]
+    assert argv_of({"GITHUB_EVENT_NAME": "push", "INPUT_COMMENT": "true"}) == [*BASE, *REPORTS]
+    with pytest.raises(action.InputError, match="comment: 'sometimes' is not true or false"):
+        argv_of({"INPUT_COMMENT": "sometimes"})
+
+
+def test_the_comment_s_token_and_key_reach_pytest_under_their_own_names() -> None:
+    env = action.child_environment(
+        {"INPUT_GITHUB_TOKEN": "ghs_x", "INPUT_COMMENT_KEY": "3.12", "PATH": "/bin"}
+    )
+    assert env == {
+        "GITHUB_TOKEN": "ghs_x",
+        "PYTEST_ORCHESTRATOR_COMMENT_KEY": "3.12",
+        "PATH": "/bin",
+    }
+    assert action.child_environment({"GITHUB_TOKEN": "kept"}) == {"GITHUB_TOKEN": "kept"}
 
 
 def test_every_input_becomes_one_argument(tmp_path: Path) -> None:

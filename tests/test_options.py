@@ -28,7 +28,8 @@ PASSING = "def test_ok():\n    assert True\n"
         (
             ["--orchestrate-report=pdf"],
             "ERROR: --orchestrate-report: unknown report type 'pdf';"
-            " use terminal, json, junit, markdown, sarif, github (TYPE or TYPE:PATH)",
+            " use terminal, json, junit, markdown, sarif, codeclimate, github, pr-comment"
+            " (TYPE or TYPE:PATH)",
         ),
         (
             ["--orchestrate-report=terminal:x.txt"],

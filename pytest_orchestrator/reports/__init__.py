@@ -1,4 +1,5 @@
-"""Report writers: terminal, json, junit, markdown, sarif, github. Files are written atomically."""
+"""Report writers: terminal, json, junit, markdown, sarif, codeclimate, github, pr-comment.
+Files are written atomically."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def clean_report(report: Report) -> Report:
 
 
 def render_file(report: Report, kind: str) -> bytes:
-    """The bytes of a file report of type ``kind`` (json, junit, markdown or sarif)."""
+    """The bytes of a file report of type ``kind`` (json, junit, markdown, sarif or
+    codeclimate)."""
     if kind == "json":
         from pytest_orchestrator.reports.jsonreport import render as render_json
 
@@ -78,6 +80,10 @@ def render_file(report: Report, kind: str) -> bytes:
         from pytest_orchestrator.reports.sarif import render as render_sarif
 
         return render_sarif(report)
+    if kind == "codeclimate":
+        from pytest_orchestrator.reports.codeclimate import render as render_codeclimate
+
+        return render_codeclimate(report)
     raise ValueError(f"no file report of type {kind!r}")
 
 

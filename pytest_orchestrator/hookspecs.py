@@ -50,7 +50,7 @@ def pytest_orchestrator_score(
     """Compute the overall score from the audit results.
 
     Stops at first non-None result. The default is the weighted mean described in the
-    README; return a :class:`pytest_orchestrator.Score` to replace it.
+    documentation (docs/scoring.md); return a :class:`pytest_orchestrator.Score` to replace it.
 
     :param config: the pytest config.
     :param results: one audit result per dimension, in ``--orchestrate-dimensions`` order.

@@ -383,7 +383,7 @@ class Iteration(_Model):
         default_factory=list,
         description="Integrity checks that fired (an agent gaming the score: skipped or "
         "edited tests, suppressions, changed rules, hidden files; see 'What an agent cannot "
-        "do' in the README)",
+        "do' in docs/gap-closure.md)",
     )
     resolved: list[str] = Field(
         default_factory=list,

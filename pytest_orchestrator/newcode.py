@@ -28,7 +28,7 @@ the user's git configuration cannot run a program or change the format. The file
 session writes or reads as data (the ``--orchestrate-report`` files, the baseline) are
 never new code.
 
-**What is judged on new code** (see :func:`assess`; the README's "New code" section says
+**What is judged on new code** (see :func:`assess`; docs/new-code.md says
 the same):
 
 - *diff coverage*: of the changed lines in files coverage.py measured, those that belong

@@ -1,6 +1,6 @@
 """Scores and the quality gate.
 
-Formulas (the README's "Score" section says the same):
+Formulas (docs/scoring.md, "Score", says the same):
 
 - tests: pass rate, ``100 * (passed + xpassed) / (passed + xpassed + failed + errors)``;
 - coverage: coverage.py's percent covered, ``100 * (executed lines + executed branches) /

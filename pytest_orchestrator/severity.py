@@ -1,4 +1,4 @@
-"""How tool results map to severities P0-P4 (documented in the README, overridable).
+"""How tool results map to severities P0-P4 (documented in docs/scoring.md, overridable).
 
 Overrides come from ``orchestrate_severity_map`` as ``TOOL:RULE-PREFIX=SEVERITY``; the
 longest matching prefix wins, then these defaults:

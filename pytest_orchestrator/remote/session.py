@@ -331,7 +331,7 @@ class RemoteSession:
         return remote + sep + rest
 
     def remote_args(self) -> list[str]:
-        """The remote pytest's arguments (see the README for what passes through).
+        """The remote pytest's arguments (docs/containers.md says what passes through).
 
         Test paths, ``--deselect`` and ``--ignore`` are mapped to container paths; ``-k``,
         ``-m``, ``-x``/``--maxfail`` (not with ``--lf``, ``--ff``, ``--nf`` or ``--sw``,

@@ -36,8 +36,9 @@ from pathlib import Path
 
 from pytest_orchestrator.reports.github import RESUME_ENV, escape_data
 
-#: pytest_orchestrator.reports.prcomment.KEY_ENV (that module is not imported here).
-COMMENT_KEY_ENV = "PYTEST_ORCHESTRATOR_COMMENT_KEY"
+#: pytest_orchestrator.reports.prcomment's ID_ENV and ACCESS_ENV (not imported here).
+COMMENT_ID_ENV = "PYTEST_ORCHESTRATOR_COMMENT_ID"
+COMMENT_ACCESS_ENV = "PYTEST_ORCHESTRATOR_GITHUB_TOKEN"
 
 EXIT_BAD_INPUT = 2
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
@@ -199,22 +200,23 @@ def build_argv(inputs: Inputs, python: str = sys.executable) -> list[str]:
     return [*argv, *inputs.pytest_args]
 
 
-def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """pytest's environment: ``environ`` with the pull-request comment's token
-    (``INPUT_GITHUB_TOKEN`` as ``GITHUB_TOKEN``) and key (``INPUT_COMMENT_KEY`` as
-    ``PYTEST_ORCHESTRATOR_COMMENT_KEY``); the inputs themselves are not passed on."""
-    env = {k: v for k, v in environ.items() if k not in ("INPUT_GITHUB_TOKEN", "INPUT_COMMENT_KEY")}
-    if environ.get("INPUT_GITHUB_TOKEN"):
-        env["GITHUB_TOKEN"] = environ["INPUT_GITHUB_TOKEN"]
-    if environ.get("INPUT_COMMENT_KEY"):
-        env[COMMENT_KEY_ENV] = environ["INPUT_COMMENT_KEY"]
+def child_environment(environ: Mapping[str, str], comment: bool = True) -> dict[str, str]:
+    """pytest's environment: ``environ`` without the action's ``INPUT_GITHUB_TOKEN`` and
+    ``INPUT_COMMENT_ID``; with ``comment``, the token as ``PYTEST_ORCHESTRATOR_GITHUB_TOKEN``
+    (the plugin takes it out of the environment before any test or agent runs) and the id as
+    ``PYTEST_ORCHESTRATOR_COMMENT_ID``."""
+    env = {k: v for k, v in environ.items() if k not in ("INPUT_GITHUB_TOKEN", "INPUT_COMMENT_ID")}
+    if comment and environ.get("INPUT_GITHUB_TOKEN"):
+        env[COMMENT_ACCESS_ENV] = environ["INPUT_GITHUB_TOKEN"]
+    if comment and environ.get("INPUT_COMMENT_ID"):
+        env[COMMENT_ID_ENV] = environ["INPUT_COMMENT_ID"]
     return env
 
 
 def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """Run ``argv``; its exit status. Inside GitHub Actions, workflow commands are stopped
     while it runs, and the token that resumes them is passed in ``RESUME_ENV``."""
-    env = child_environment(environ)
+    env = child_environment(environ, comment="--orchestrate-report=pr-comment" in argv)
     token = secrets.token_hex(16) if environ.get("GITHUB_ACTIONS") == "true" else None
     if token:
         env[RESUME_ENV] = token

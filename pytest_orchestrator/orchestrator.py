@@ -83,6 +83,7 @@ class Orchestrator:
         self.written: list[Path] = []
         self.write_failures: list[ReportWriteError] = []
         self._child: Path | None = None
+        self._github_token: str | None = None
         self._started = time.monotonic()
         self._created = datetime.now(timezone.utc)
 
@@ -128,6 +129,10 @@ class Orchestrator:
                 cls._check_loop(config, settings)
         auditors = [offered[d] for d in settings.dimensions]
         orchestrator = cls(config, settings, auditors)
+        if any(spec.type == "pr-comment" for spec in settings.reports):
+            from pytest_orchestrator.reports.prcomment import take_token
+
+            orchestrator._github_token = take_token(os.environ)  # out of tests' and agents' reach
         orchestrator._child = Path(child_report) if child_report else None
         oracle = os.environ.pop(ORACLE_ENV, None) if child_report else None
         if settings.agents or child_report:
@@ -592,4 +597,4 @@ class Orchestrator:
         if any(spec.type == "pr-comment" for spec in self.settings.reports):
             from pytest_orchestrator.reports.prcomment import publish as comment
 
-            comment(report, os.environ, terminalreporter.write_line)
+            comment(report, os.environ, terminalreporter.write_line, self._github_token)

@@ -278,15 +278,15 @@ def test_the_pull_request_comment_is_on_for_pull_requests_only() -> None:
         argv_of({"INPUT_COMMENT": "sometimes"})
 
 
-def test_the_comment_s_token_and_key_reach_pytest_under_their_own_names() -> None:
-    env = action.child_environment(
-        {"INPUT_GITHUB_TOKEN": "ghs_x", "INPUT_COMMENT_KEY": "3.12", "PATH": "/bin"}
-    )
-    assert env == {
-        "GITHUB_TOKEN": "ghs_x",
-        "PYTEST_ORCHESTRATOR_COMMENT_KEY": "3.12",
+def test_the_comment_s_token_and_id_reach_pytest_only_for_the_comment() -> None:
+    given = {"INPUT_GITHUB_TOKEN": "ghs_x", "INPUT_COMMENT_ID": "3.12", "PATH": "/bin"}
+    assert action.child_environment(given) == {
+        "PYTEST_ORCHESTRATOR_GITHUB_TOKEN": "ghs_x",
+        "PYTEST_ORCHESTRATOR_COMMENT_ID": "3.12",
         "PATH": "/bin",
     }
+    # no comment (comment: false, or not a pull request): the token reaches nothing
+    assert action.child_environment(given, comment=False) == {"PATH": "/bin"}
     assert action.child_environment({"GITHUB_TOKEN": "kept"}) == {"GITHUB_TOKEN": "kept"}
 
 

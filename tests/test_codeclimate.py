@@ -110,31 +110,74 @@ def test_duplicate_fingerprints_are_made_unique(demo: pytest.Pytester) -> None:
     assert len(twice) >= 2
 
 
+#: GitLab CI's job keywords ("CI/CD YAML syntax reference"): a typo such as ``artifact:``
+#: would be an error there.
+JOB_KEYWORDS = {
+    "after_script",
+    "allow_failure",
+    "artifacts",
+    "before_script",
+    "cache",
+    "coverage",
+    "dependencies",
+    "environment",
+    "except",
+    "extends",
+    "hooks",
+    "id_tokens",
+    "image",
+    "inherit",
+    "interruptible",
+    "needs",
+    "only",
+    "pages",
+    "parallel",
+    "release",
+    "resource_group",
+    "retry",
+    "rules",
+    "script",
+    "secrets",
+    "services",
+    "stage",
+    "tags",
+    "timeout",
+    "trigger",
+    "variables",
+    "when",
+}
+GLOBAL_KEYWORDS = {"default", "include", "stages", "variables", "workflow"}
+
+
 def test_the_gitlab_example_is_a_merge_request_gate() -> None:
     config = yaml.safe_load(GITLAB_CI.read_text())
-    job = config["quality-gate"]
-    assert job["stage"] in config["stages"]
-    assert isinstance(job["image"], str) and job["image"]
-    assert {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'} in job["rules"]
-    assert job["variables"]["GIT_DEPTH"] == "0"
-    script = " ".join(job["script"])
-    assert "--orchestrate" in script
-    assert '--orchestrate-diff-base="origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"' in script
-    assert "--orchestrate-report=codeclimate:gl-code-quality.json" in script
-    assert "--orchestrate-report=junit:gl-junit.xml" in script
-    reports = job["artifacts"]["reports"]
-    assert reports == {"codequality": "gl-code-quality.json", "junit": "gl-junit.xml"}
-    assert job["artifacts"]["when"] == "always"
-    fetch = [line for line in job["before_script"] if line.startswith("git fetch")]
-    assert fetch and "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME" in fetch[0]
-    # every top-level key is a job (with a script) or one of GitLab's global keywords
-    globals_ = {"stages", "variables", "default", "include", "workflow", "image", "services"}
     for name, value in config.items():
-        assert name in globals_ or ("script" in value and "stage" in value), name
+        assert name in GLOBAL_KEYWORDS or set(value) <= JOB_KEYWORDS, name
+    job = config["quality-gate"]
+    assert {"script", "stage"} <= set(job) and job["stage"] in config["stages"]
+    assert isinstance(job["image"], str) and job["image"]
+    merge_request, default_branch = job["rules"]
+    assert merge_request["if"] == '$CI_PIPELINE_SOURCE == "merge_request_event"'
+    assert merge_request["variables"] == {
+        "DIFF_BASE": "--orchestrate-diff-base=origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
+    }
+    # the target branch's own report, which the merge request's widget compares with
+    assert default_branch == {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}
+    assert job["variables"]["GIT_DEPTH"] == "0" and job["variables"]["DIFF_BASE"] == ""
+    (script,) = job["script"]
+    assert "$DIFF_BASE" in script.split()
+    assert "--orchestrate-report=codeclimate:gl-code-quality.json" in script.split()
+    assert "--orchestrate-report=junit:gl-junit.xml" in script.split()
+    artifacts = job["artifacts"]
+    assert artifacts["reports"] == {"codequality": "gl-code-quality.json", "junit": "gl-junit.xml"}
+    assert artifacts["when"] == "always"
+    fetch = [line for line in job["before_script"] if "git fetch" in line]
+    assert fetch and "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME" in fetch[0]
 
 
-def test_the_gitlab_example_s_command_runs(demo: pytest.Pytester) -> None:
-    """The example's script, with the merge request's variables, runs the gate as written."""
+@pytest.mark.parametrize("event", ["merge_request", "default_branch"])
+def test_the_gitlab_example_s_command_runs(demo: pytest.Pytester, event: str) -> None:
+    """The example's script, with the variables GitLab sets, runs the gate as written."""
     job = yaml.safe_load(GITLAB_CI.read_text())["quality-gate"]
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "base"]):
         subprocess.run(["git", *args], cwd=demo.path, check=True, env=_git_env())
@@ -142,15 +185,21 @@ def test_the_gitlab_example_s_command_runs(demo: pytest.Pytester) -> None:
         ["git", "update-ref", "refs/remotes/origin/main", "HEAD"], cwd=demo.path, check=True
     )
     (demo.path / "shop" / "new.py").write_text("import sys\n")
+    diff_base = job["rules"][0]["variables"]["DIFF_BASE"] if event == "merge_request" else ""
+    diff_base = diff_base.replace("$CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main")
     (line,) = job["script"]
-    argv = line.replace('"origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"', "origin/main").split()
+    argv = line.replace("$DIFF_BASE", diff_base).split()  # the shell's word splitting
     assert argv[:3] == ["python", "-m", "pytest"]
     result = demo.runpytest_subprocess(*argv[3:], "-p", "no:randomly")
-    assert result.ret in (1, 6)
+    assert result.ret == 1  # the demo's failing test
     issues = json.loads((demo.path / "gl-code-quality.json").read_text())
     check_code_quality(issues, demo.path)
     assert (demo.path / "gl-junit.xml").read_text().startswith("<?xml")
-    result.stdout.fnmatch_lines(["*New code*", "Quality gate FAILED*"])
+    if event == "merge_request":
+        result.stdout.fnmatch_lines(["*new code*", "Quality gate FAILED: new-code score*"])
+    else:
+        assert "new code" not in result.stdout.str()
+        result.stdout.fnmatch_lines(["Quality gate FAILED: score*"])
 
 
 def _git_env() -> dict[str, str]:

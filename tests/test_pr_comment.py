@@ -11,7 +11,9 @@ request, so the tests check what GitHub would receive. Sessions are real pytest 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pytest_orchestrator.reports.prcomment import COMMENT_LIMIT, KEY_ENV, marker, render
+from pytest_orchestrator.reports.prcomment import COMMENT_LIMIT, ID_ENV, marker, render
 
 TOKEN = "ghs_" + "T" * 36
 REPO = "acme/shop"
@@ -49,6 +51,7 @@ class FakeGitHub:
     fail_writes: tuple[int, str] | None = None  # (status, message) for POST and PATCH
     fail_all: tuple[int, str] | None = None
     next_host: str | None = None  # a Link to another host
+    garbage: bool = False  # answer writes with bytes that are not HTTP
     next_id: int = 1000
 
     def add(self, body: str, user_type: str = "Bot", login: str = "github-actions[bot]") -> int:
@@ -98,6 +101,10 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 return self._answer(401, {"message": "Bad credentials"})
             if state.fail_all:
                 return self._answer(state.fail_all[0], {"message": state.fail_all[1]})
+            if self.command != "GET" and state.garbage:
+                self.wfile.write(b"this is not HTTP\r\n\r\n")
+                self.close_connection = True
+                return None
             if self.command != "GET" and state.fail_writes:
                 return self._answer(state.fail_writes[0], {"message": state.fail_writes[1]})
             if self.command in ("POST", "PATCH"):
@@ -166,8 +173,15 @@ def pull_request(github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: 
         "GITHUB_SHA": "0123abc",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv(ID_ENV, raising=False)
     return github
+
+
+#: Deselects the demo's failing test: the session passes (exit status 0) without the comment.
+PASSING = (
+    "--orchestrate-dimensions=tests",
+    "--deselect=tests/test_cart.py::test_discount_is_applied_once",
+)
 
 
 def gate(demo: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -236,16 +250,23 @@ def test_a_later_run_updates_its_own_comment_found_on_a_later_page(
 def test_matrix_entries_and_workflows_keep_their_own_comments(
     demo: pytest.Pytester, pull_request: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(KEY_ENV, "python 3.12")
-    gate(demo, "--orchestrate-dimensions=tests")
-    monkeypatch.setenv(KEY_ENV, "python 3.13")
-    gate(demo, "--orchestrate-dimensions=tests")
-    gate(demo, "--orchestrate-dimensions=tests")
-    assert [r.method for r in writes(pull_request)] == ["POST", "POST", "PATCH"]
+    # ids that look like secrets to the redaction (long, no space) must stay as written
+    monkeypatch.setenv(ID_ENV, "ubuntu-py3.12")
+    gate(demo, *PASSING)
+    monkeypatch.setenv(ID_ENV, "ubuntu-py3.13")
+    gate(demo, *PASSING)
+    gate(demo, *PASSING)
+    monkeypatch.setenv(
+        "GITHUB_WORKFLOW_REF", f"{REPO}/.github/workflows/other.yml@refs/pull/7/merge"
+    )
+    gate(demo, *PASSING)
+    assert [r.method for r in writes(pull_request)] == ["POST", "POST", "PATCH", "POST"]
     heads = sorted(c["body"].splitlines()[0] for c in pull_request.comments)
     assert heads == [
-        "<!-- pytest-orchestrator:pr-comment workflow=quality job=gate key=python%203.12 -->",
-        "<!-- pytest-orchestrator:pr-comment workflow=quality job=gate key=python%203.13 -->",
+        "<!-- pytest-orchestrator:pr-comment workflow=.github%2Fworkflows%2Fother.yml job=gate "
+        "id=ubuntu-py3.13 -->",
+        "<!-- pytest-orchestrator:pr-comment workflow=quality job=gate id=ubuntu-py3.12 -->",
+        "<!-- pytest-orchestrator:pr-comment workflow=quality job=gate id=ubuntu-py3.13 -->",
     ]
 
 
@@ -253,8 +274,8 @@ def test_a_fork_s_read_only_token_gives_one_line_and_the_same_verdict(
     demo: pytest.Pytester, pull_request: FakeGitHub
 ) -> None:
     pull_request.fail_writes = (403, "Resource not accessible by integration")
-    result = gate(demo, "--orchestrate-dimensions=tests")
-    assert result.ret == 1  # as without the comment: a failing test
+    result = gate(demo, *PASSING)
+    assert result.ret == 0  # as without the comment
     lines = [line for line in result.stdout.lines if line.startswith("pr-comment report")]
     assert lines == [
         f"pr-comment report: not posted: POST /repos/{REPO}/issues/{NUMBER}/comments answered "
@@ -262,7 +283,29 @@ def test_a_fork_s_read_only_token_gives_one_line_and_the_same_verdict(
         "request: a pull request from a fork gets a read-only token; the workflow needs "
         "'permissions: pull-requests: write')"
     ]
-    result.stdout.fnmatch_lines(["Quality gate FAILED*"])
+    result.stdout.fnmatch_lines(["Quality gate PASSED*"])
+
+
+def test_a_broken_answer_or_a_rejected_body_gives_one_line_and_the_same_verdict(
+    demo: pytest.Pytester, pull_request: FakeGitHub
+) -> None:
+    pull_request.garbage = True
+    result = gate(demo, *PASSING)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            f"pr-comment report: not posted: POST /repos/{REPO}/issues/{NUMBER}/comments: a broken "
+            "HTTP answer (*)"
+        ]
+    )
+    pull_request.garbage = False
+    pull_request.fail_writes = (422, "Validation Failed")
+    result = gate(demo, *PASSING)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["pr-comment report: not posted: POST * answered HTTP 422: Validation Failed"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_an_expired_token_and_a_server_error_give_one_line_each(
@@ -344,7 +387,37 @@ def test_the_baseline_change_and_new_code_columns(
     assert re.fullmatch(r"\| lint \| \d+\.\d\d \| -\d+\.\d\d \| ok \|", lint)
     tests = next(line for line in body.splitlines() if line.startswith("| tests |"))
     assert "| 0.00 |" in tests
-    assert "- baseline" in body.lower()
+    assert re.search(
+        r"^- baseline \S+base\.json \(.*\): score \d+\.\d\d -&gt; \d+\.\d\d", body, re.M
+    )
+
+
+def test_the_new_code_column_and_figures_with_a_diff_base(
+    demo: pytest.Pytester, pull_request: FakeGitHub
+) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=demo.path, check=True, env={**os.environ, **env})
+    (demo.path / "shop" / "added.py").write_text("import sys\n\n\ndef f():\n    return 1\n")
+    gate(demo, "--orchestrate-diff-base=main")
+    body = writes(pull_request)[0].body["body"]  # type: ignore[index]
+    header = next(line for line in body.splitlines() if line.startswith("| dimension"))
+    assert header == "| dimension | score | new code | status |"
+    lint = next(line for line in body.splitlines() if line.startswith("| lint |"))
+    assert re.fullmatch(r"\| lint \| \d+\.\d\d \| \d+\.\d\d \| ok \|", lint)
+    assert "- against main (merge base " in body
+    assert "- diff coverage 0.00: 0 of 3 changed executable lines covered" in body
+    assert "- not covered: shop/added.py: 1, 4-5" in body
+    assert re.search(
+        r"^\*\*New-code score \d+\.\d\d\*\* \(target 90\.00\) on .*; overall \d+\.\d\d\.$",
+        body,
+        re.M,
+    )
 
 
 def test_outside_a_pull_request_it_says_it_skipped(
@@ -367,11 +440,57 @@ def test_the_token_goes_to_the_api_host_only(
     for number in range(120):
         pull_request.add(f"comment {number}", user_type="User", login="someone")
     pull_request.next_host = "http://127.0.0.2:9"  # a next page on another host
-    result = gate(demo, "--orchestrate-dimensions=tests")
+    result = gate(demo, *PASSING)
+    assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["pr-comment report: not posted: the API's next page is on 127.0.0.2:9"]
+        [
+            "pr-comment report: not posted: the API's next page is at http://127.0.0.2:9, "
+            f"not at {pull_request.url}"
+        ]
     )
     assert [r.method for r in pull_request.requests] == ["GET"]
+
+
+def test_the_action_s_token_is_out_of_the_tests_reach_and_out_of_the_comment(
+    demo: pytest.Pytester, pull_request: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("PYTEST_ORCHESTRATOR_GITHUB_TOKEN", TOKEN)
+    demo.makepyfile(
+        **{
+            "tests/test_snoop": """
+        import os
+
+        def test_snoop():
+            seen = {k: v for k, v in os.environ.items() if v.startswith("ghs_")}
+            assert not seen, seen
+        """
+        }
+    )
+    result = gate(demo, *PASSING)
+    result.stdout.fnmatch_lines(["*5 passed, 1 deselected*"])  # test_snoop ran, saw no token
+    assert result.ret == 0
+    [created] = writes(pull_request)
+    assert created.authorization == f"Bearer {TOKEN}"
+
+
+def test_a_token_a_test_prints_is_masked_in_the_comment(
+    demo: pytest.Pytester, pull_request: FakeGitHub
+) -> None:
+    demo.makepyfile(
+        **{
+            "tests/test_leak": """
+        import os
+
+        def test_leak():
+            assert False, "token is " + os.environ["GITHUB_TOKEN"]
+        """
+        }
+    )
+    gate(demo, "--orchestrate-dimensions=tests")
+    body = writes(pull_request)[0].body["body"]  # type: ignore[index]
+    assert "test_leak" in body and "token is ***" in body
+    assert TOKEN not in body
 
 
 def test_a_missing_token_or_event_says_what_to_do(
@@ -395,20 +514,43 @@ def test_a_missing_token_or_event_says_what_to_do(
 
 
 def test_the_marker_cannot_be_closed_by_a_name() -> None:
-    head = marker({"GITHUB_WORKFLOW": "a --> <b>", "GITHUB_JOB": "j", KEY_ENV: "x y"})
+    head = marker({"GITHUB_WORKFLOW": "a --> <b>", "GITHUB_JOB": "j", ID_ENV: "x y"})
     assert head == (
-        "<!-- pytest-orchestrator:pr-comment workflow=a%20--%3E%20%3Cb%3E job=j key=x%20y -->"
+        "<!-- pytest-orchestrator:pr-comment workflow=a%20--%3E%20%3Cb%3E job=j id=x%20y -->"
     )
     assert head.count("-->") == 1
 
 
-def test_a_user_s_comment_carrying_our_marker_loses_to_the_bot_s(
+def test_a_person_s_comment_carrying_our_marker_is_never_taken_over(
     demo: pytest.Pytester, pull_request: FakeGitHub
 ) -> None:
     head = marker({"GITHUB_WORKFLOW": "quality", "GITHUB_JOB": "gate"})
     planted = pull_request.add(head + "\nplanted", user_type="User", login="mallory")
-    ours = pull_request.add(head + "\nours")
-    gate(demo, "--orchestrate-dimensions=tests")
+    gate(demo, *PASSING)
+    assert [(r.method, r.path) for r in writes(pull_request)] == [
+        ("POST", f"/repos/{REPO}/issues/{NUMBER}/comments")
+    ]
+    # with the bot's own comment on a later page, that one is updated
+    for number in range(120):
+        pull_request.add(f"comment {number}", user_type="User", login="someone")
+    ours = pull_request.comments[1]["id"]
+    pull_request.comments.append(pull_request.comments.pop(1))  # to the second page
+    pull_request.requests.clear()
+    gate(demo, *PASSING)
     [update] = writes(pull_request)
     assert update.path.endswith(f"/comments/{ours}")
     assert {c["id"]: c["body"] for c in pull_request.comments}[planted].endswith("planted")
+
+
+def test_on_pull_request_target_findings_link_to_the_head_commit(
+    demo: pytest.Pytester, pull_request: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    head = "f" * 40
+    (tmp_path / "event.json").write_text(
+        json.dumps({"pull_request": {"number": NUMBER, "head": {"sha": head}}})
+    )
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request_target")
+    gate(demo, "--orchestrate-dimensions=tests")
+    body = writes(pull_request)[0].body["body"]  # type: ignore[index]
+    assert f"(https://github.com/acme/shop/blob/{head}/tests/test_cart.py#L30)" in body
+    assert "/blob/0123abc/" not in body

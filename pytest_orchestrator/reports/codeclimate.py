@@ -82,7 +82,8 @@ def issues(report: Report, prefix: str = "") -> list[dict[str, Any]]:
         out.append(
             {
                 "type": "issue",
-                "description": f"{finding.message}" + (f" ({finding.url})" if finding.url else ""),
+                "description": (finding.message or finding.rule_id)
+                + (f" ({finding.url})" if finding.url else ""),
                 "check_name": finding.rule_id,
                 "fingerprint": fingerprint,
                 "severity": SEVERITIES[finding.severity.value],

@@ -12,11 +12,12 @@ REST API, and updates that same comment on later runs instead of adding one:
   ``https://HOST/api/v3``), the repository ``GITHUB_REPOSITORY``, the token ``GITHUB_TOKEN``
   and the pull request's number ``pull_request.number`` of the event payload at
   ``GITHUB_EVENT_PATH``.
-- **Which comment**: the body starts with a hidden marker naming the workflow
-  (``GITHUB_WORKFLOW``), the job (``GITHUB_JOB``) and an optional key
-  (``PYTEST_ORCHESTRATOR_COMMENT_KEY``, e.g. a matrix entry), so every workflow, job and
-  matrix entry keeps its own comment. Among comments carrying the marker, one written by a
-  bot (the ``github-actions[bot]`` of ``GITHUB_TOKEN``) is preferred.
+- **Which comment**: the body starts with a hidden marker naming the workflow (its file,
+  from ``GITHUB_WORKFLOW_REF``; else its name, ``GITHUB_WORKFLOW``), the job
+  (``GITHUB_JOB``) and an optional id (``PYTEST_ORCHESTRATOR_COMMENT_ID``, e.g. a matrix
+  entry), so every workflow, job and matrix entry keeps its own comment. Only a comment
+  written by a bot (``user.type`` ``Bot``: the ``github-actions[bot]`` of the job's token)
+  is updated: one a person wrote with the marker is left alone and a new one is created.
 - **Content**: the verdict, score and target; a table of the dimensions with their change
   against the baseline (``--orchestrate-baseline``) and their new-code score (with
   ``--orchestrate-diff-base``); the new-code figures; the top findings, linked to their
@@ -26,18 +27,23 @@ REST API, and updates that same comment on later runs instead of adding one:
 - **Failures** never change the gate's verdict or exit status: no token, no pull request in
   the event, a read-only token (a pull request from a fork: HTTP 403), an expired token
   (HTTP 401), any other API error or an unreachable API each give one line in the terminal.
-  The token is sent only to the API's own host, and never appears in any output.
+  The token is sent only to the API's own scheme and host (no redirect is followed), and
+  never appears in any output.
+- **The token** is ``PYTEST_ORCHESTRATOR_GITHUB_TOKEN`` (how the action passes it), taken
+  out of the environment when the session starts so that neither the tests nor an agent
+  can read it, else ``GITHUB_TOKEN``.
 
 Outside GitHub Actions, or on another event, it writes one line saying it was skipped.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -51,7 +57,9 @@ if TYPE_CHECKING:
 #: answers 422 "body is too long (maximum is 65536 characters)" above it.
 COMMENT_LIMIT = 65536
 #: Environment variable naming the comment apart from the workflow and job (a matrix entry).
-KEY_ENV = "PYTEST_ORCHESTRATOR_COMMENT_KEY"
+ID_ENV = "PYTEST_ORCHESTRATOR_COMMENT_ID"
+#: Environment variable of the token when the action passes it (read once, then removed).
+ACCESS_ENV = "PYTEST_ORCHESTRATOR_GITHUB_TOKEN"
 #: Events whose payload names a pull request.
 EVENTS = ("pull_request", "pull_request_target")
 #: Findings listed in the comment (every finding is in the JSON report).
@@ -77,18 +85,36 @@ class Target:
     api: str
     repository: str
     number: int
+    head_sha: str | None = None
+
+
+def take_token(environ: MutableMapping[str, str]) -> str | None:
+    """Remove :data:`ACCESS_ENV` from ``environ`` (the process environment, before any test
+    or agent runs); its value, or None."""
+    return environ.pop(ACCESS_ENV, None) or None
+
+
+def workflow_name(environ: Mapping[str, str]) -> str:
+    """The workflow's file (``.github/workflows/gate.yml``) from ``GITHUB_WORKFLOW_REF``
+    (``OWNER/REPO/.github/workflows/gate.yml@refs/pull/7/merge``), else its name."""
+    ref = environ.get("GITHUB_WORKFLOW_REF", "")
+    path = ref.rpartition("@")[0] if "@" in ref else ref
+    parts = path.split("/", 2)
+    if len(parts) == 3 and parts[2]:
+        return parts[2]
+    return environ.get("GITHUB_WORKFLOW", "")
 
 
 def marker(environ: Mapping[str, str]) -> str:
-    """The hidden first line that names this workflow, job and key (URL-quoted: a name
+    """The hidden first line that names this workflow, job and id (URL-quoted: a name
     cannot end the HTML comment)."""
     parts = [
-        f"{name}={quote(environ.get(variable, ''), safe='')}"
-        for name, variable in (("workflow", "GITHUB_WORKFLOW"), ("job", "GITHUB_JOB"))
+        f"workflow={quote(workflow_name(environ), safe='')}",
+        f"job={quote(environ.get('GITHUB_JOB', ''), safe='')}",
     ]
-    key = environ.get(KEY_ENV, "")
-    if key:
-        parts.append(f"key={quote(key, safe='')}")
+    ident = environ.get(ID_ENV, "")
+    if ident:
+        parts.append(f"id={quote(ident, safe='')}")
     return f"{_MARKER} {' '.join(parts)} -->"
 
 
@@ -119,7 +145,10 @@ def target(environ: Mapping[str, str]) -> Target:
     number = pull.get("number") if isinstance(pull, dict) else None
     if type(number) is not int or number < 1:
         raise CommentError(f"not posted: the event payload {path!r} names no pull request")
-    return Target(api=api, repository=repository, number=number)
+    head = pull.get("head") if isinstance(pull, dict) else None
+    sha = head.get("sha") if isinstance(head, dict) else None
+    sha = sha if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
+    return Target(api=api, repository=repository, number=number, head_sha=sha)
 
 
 def _plain(text: str) -> str:
@@ -171,7 +200,7 @@ def render(report: Report, links: str | None, head: str = "", limit: int = COMME
         head,
         f"### {icon} Quality gate {word}",
         "",
-        f"{_score_line(report)}.",
+        f"{_score_line(report).rstrip(',')}.",
         "",
         "| " + " | ".join(columns) + " |",
         "|---|" + "---:|" * (len(columns) - 2) + "---|",
@@ -240,7 +269,7 @@ def _fit(body: list[str], details: list[str], foot: str, limit: int) -> str:
         return text
     note = (
         f"\n> **Comment cut**: GitHub takes at most {limit:,} characters in a comment; the "
-        "full report is in the job's summary and report files.\n\n"
+        "whole report is in the job's log.\n\n"
     )
     close = ["", "</details>", ""]
     room = limit - len(foot) - len(note)
@@ -299,6 +328,11 @@ def _request(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CommentError(f"not posted: cannot reach {urlsplit(url).netloc}: {reason}") from None
+    except (http.client.HTTPException, ValueError) as exc:  # a garbled answer
+        raise CommentError(
+            f"not posted: {method} {urlsplit(url).path}: a broken HTTP answer "
+            f"({type(exc).__name__})"
+        ) from None
     try:
         decoded = jsonio.loads(raw) if raw else None
     except (ValueError, RecursionError):
@@ -330,18 +364,19 @@ def _http_problem(method: str, url: str, exc: urllib.error.HTTPError) -> str:
 
 
 def _ours(comments: list[Any], head: str) -> int | None:
-    """The id of our comment among ``comments`` (a bot's first), or None."""
-    found = [
-        c
-        for c in comments
-        if isinstance(c, dict)
-        and isinstance(c.get("body"), str)
-        and c["body"].startswith(head)
-        and type(c.get("id")) is int
-    ]
-    bots = [c for c in found if isinstance(c.get("user"), dict) and c["user"].get("type") == "Bot"]
-    chosen = (bots or found)[:1]
-    return chosen[0]["id"] if chosen else None
+    """The id of our comment among ``comments``: the first a bot wrote that starts with
+    ``head``; None when there is none (a person's comment is never taken over)."""
+    for comment in comments:
+        if (
+            isinstance(comment, dict)
+            and isinstance(comment.get("body"), str)
+            and comment["body"].startswith(head)
+            and type(comment.get("id")) is int
+            and isinstance(comment.get("user"), dict)
+            and comment["user"].get("type") == "Bot"
+        ):
+            return int(comment["id"])
+    return None
 
 
 def post(body: str, where: Target, token: str, head: str) -> str:
@@ -351,19 +386,26 @@ def post(body: str, where: Target, token: str, head: str) -> str:
     """
     base = f"{where.api}/repos/{where.repository}/issues"
     url: str | None = f"{base}/{where.number}/comments?per_page=100"
-    host = urlsplit(where.api).netloc
+    origin = urlsplit(where.api)[:2]
     existing = None
     for _ in range(MAX_PAGES):
-        if url is None:
+        if url is None or existing is not None:
             break
-        if urlsplit(url).netloc != host:  # never send the token to another host
-            raise CommentError(f"not posted: the API's next page is on {urlsplit(url).netloc}")
+        if urlsplit(url)[:2] != origin:  # never send the token elsewhere, nor in clear
+            raise CommentError(
+                f"not posted: the API's next page is at {urlsplit(url).scheme}://"
+                f"{urlsplit(url).netloc}, not at {where.api}"
+            )
         page, url = _request("GET", url, token)
         if not isinstance(page, list):
             raise CommentError("not posted: the comment list is not a JSON array")
         existing = _ours(page, head)
-        if existing is not None:
-            break
+    else:
+        if existing is None and url is not None:
+            raise CommentError(
+                f"not posted: more than {MAX_PAGES * 100:,} comments on the pull request, "
+                "ours not among the first ones"
+            )
     if existing is not None:
         _request("PATCH", f"{base}/comments/{existing}", token, {"body": body})
         return "updated"
@@ -371,14 +413,20 @@ def post(body: str, where: Target, token: str, head: str) -> str:
     return "created"
 
 
-def publish(report: Report, environ: Mapping[str, str], write_line: Callable[[str], None]) -> None:
+def publish(
+    report: Report,
+    environ: Mapping[str, str],
+    write_line: Callable[[str], None],
+    token: str | None = None,
+) -> None:
     """Post or update the comment; one line in the terminal either way, never an exception
-    for an API or input problem (the gate's verdict is decided already).
+    (the gate's verdict is decided already).
 
     :param environ: the process environment (see the module's docstring for the variables).
     :param write_line: writes one line to the terminal.
+    :param token: the token taken by :func:`take_token`; None: ``GITHUB_TOKEN``.
     """
-    token = environ.get("GITHUB_TOKEN", "")
+    token = token or environ.get("GITHUB_TOKEN", "")
 
     def say(text: str) -> None:
         line = redact_text(f"{_PREFIX}: {text}")
@@ -397,9 +445,17 @@ def publish(report: Report, environ: Mapping[str, str], write_line: Callable[[st
         from pytest_orchestrator.reports.markdown import link_base
 
         head = marker(environ)
-        body = redact_text(render(report, link_base(report, environ), head))
-        done = post(body, where, token, head)
+        shown = dict(environ)
+        if where.head_sha and environ.get("GITHUB_EVENT_NAME") == "pull_request_target":
+            shown["GITHUB_SHA"] = where.head_sha  # that event's GITHUB_SHA is the base's
+        text = render(report, link_base(report, shown), head)
+        # the marker is ours and must stay as written: an id can look like a secret
+        body = head + redact_text(text[len(head) :]).replace(token, "***")
+        done = post(body[:COMMENT_LIMIT], where, token, head)
     except CommentError as exc:
         say(str(exc))
+        return
+    except Exception as exc:  # a bug here must not change the session's outcome
+        say(f"not posted: {type(exc).__name__}: {exc}")
         return
     say(f"{done} the comment on pull request #{where.number}")

@@ -1,7 +1,7 @@
 """The ratchet (``--orchestrate-baseline=PATH``): compare this run with an earlier JSON report.
 
 The baseline is a report written by ``--orchestrate-report=json:PATH`` (the
-:class:`pytest_orchestrator.models.Report` model, ``schema_version`` "1.0" or "1.1"),
+:class:`pytest_orchestrator.models.Report` model, ``schema_version`` "1.0", "1.1" or "1.2"),
 typically on the main branch. The gate then also requires (see
 :func:`pytest_orchestrator.scoring.evaluate_gate`):
 
@@ -72,7 +72,8 @@ def load(path: Path) -> Report:
         )
     version = data["schema_version"]
     if version not in READABLE_SCHEMA_VERSIONS:
-        readable = " or ".join(repr(v) for v in READABLE_SCHEMA_VERSIONS)
+        names = [repr(v) for v in READABLE_SCHEMA_VERSIONS]
+        readable = f"{', '.join(names[:-1])} or {names[-1]}"
         raise BaselineError(
             f"baseline {where!r} has schema_version {str(version)!r}, this version reads "
             f"{readable}; regenerate it with this version ({_HOW})"

@@ -10,8 +10,10 @@ what is allowed.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -109,6 +111,54 @@ def _number(text: str, what: str, low: float = 0.0, high: float | None = 100.0) 
     return number
 
 
+@functools.lru_cache(maxsize=256)
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` (a POSIX path glob relative to the rootdir) as a regex for ``fullmatch``.
+
+    ``**`` is any number of directories (none included; at the end, anything below), ``*``
+    any characters but ``/``, ``?`` one character but ``/``; everything else is literal. A
+    pattern without a wildcard also matches everything below it, as a directory.
+    """
+    parts = pattern.strip().strip("/").split("/")
+    out = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        segment = "".join(
+            "[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in part
+        )
+        out.append(segment if last else segment + "/")
+    text = "".join(out)
+    if not any(c in pattern for c in "*?"):
+        text += "(?:/.*)?"
+    return re.compile(text)
+
+
+class PathMinimum(BaseModel):
+    """One ``orchestrate_path_minimums`` line, ``src/core/** coverage>=95``: the files the
+    pattern matches (see :func:`glob_regex`) must reach ``minimum`` (0-100) in ``dimension``
+    (coverage, or a finding dimension scored over those files only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pattern: str
+    dimension: str
+    minimum: float
+
+    def matches(self, path: str) -> bool:
+        """Whether the rootdir-relative POSIX ``path`` is one of the group's files."""
+        return glob_regex(self.pattern).fullmatch(path) is not None
+
+    def describe(self) -> str:
+        """The line as written back: ``src/core/** coverage>=95``."""
+        return f"{self.pattern} {self.dimension}>={self.minimum:g}"
+
+
+_PATH_MINIMUM = re.compile(r"(?P<pattern>\S+)\s+(?P<dimension>[\w:.-]+)\s*>=\s*(?P<value>\S+)")
+
+
 class ReportSpec(BaseModel):
     """One ``--orchestrate-report=TYPE[:PATH]``: the type and the absolute output path."""
 
@@ -167,6 +217,9 @@ class OrchestrationConfig(BaseModel):
     reports: tuple[ReportSpec, ...] = (ReportSpec(type="terminal"),)
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     min_scores: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIN_SCORES))
+    path_minimums: tuple[PathMinimum, ...] = Field(
+        (), description="Gate conditions on groups of files: PATTERN DIMENSION>=N"
+    )
     unavailable: Literal["skip", "zero", "fail"] = Field(
         "fail",
         description="An unavailable dimension: fail (left out of the score, fails the gate), "
@@ -294,6 +347,55 @@ class OrchestrationConfig(BaseModel):
         merged = dict(DEFAULT_MIN_SCORES)
         merged.update({k: _number(v, f"minimum score for {k}") for k, v in pairs.items()})
         return merged
+
+    @field_validator("path_minimums", mode="before")
+    @classmethod
+    def _path_minimums(cls, value: Any, info: ValidationInfo) -> tuple[PathMinimum, ...]:
+        if value and all(isinstance(v, PathMinimum) for v in value):
+            return tuple(value)
+        lines = [value] if isinstance(value, str) else list(value or ())
+        dimensions = info.data.get("dimensions") or BUILTIN_DIMENSIONS
+        rootdir = (info.context or {}).get("rootdir")
+        files: list[str] | None = None
+        out: list[PathMinimum] = []
+        for raw in lines:
+            line = str(raw).strip()
+            if not line or line.startswith("#"):
+                continue
+            found = _PATH_MINIMUM.fullmatch(line)
+            if found is None:
+                raise ValueError(
+                    f"{line!r} is not PATTERN DIMENSION>=N; write it like "
+                    "'src/core/** coverage>=95'"
+                )
+            dimension = found["dimension"]
+            if dimension == "tests":
+                raise ValueError(
+                    f"{line!r}: a path minimum takes coverage or a finding dimension (lint, "
+                    "security, ...), not tests"
+                )
+            if dimension not in dimensions:
+                raise ValueError(
+                    f"{line!r}: {dimension} is not among the audited dimensions "
+                    f"({', '.join(dimensions)})"
+                )
+            rule = PathMinimum(
+                pattern=found["pattern"],
+                dimension=dimension,
+                minimum=_number(found["value"], f"minimum in {line!r}"),
+            )
+            if rootdir is not None:
+                if files is None:
+                    from pytest_orchestrator.suppressions import python_files
+
+                    files = python_files(Path(rootdir))
+                if not any(rule.matches(f) for f in files):
+                    raise ValueError(
+                        f"{line!r}: {rule.pattern!r} matches no Python file under the rootdir "
+                        "(patterns are relative to it, e.g. src/core/**)"
+                    )
+            out.append(rule)
+        return tuple(out)
 
     @field_validator("allow_unavailable", mode="before")
     @classmethod

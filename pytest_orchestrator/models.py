@@ -20,10 +20,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The schema this version writes. 1.1 added ``suppressions``, the baseline's suppression
-#: counts and the iterations' ``integrity`` and ``resolved``; 1.0 reports are still read.
-SCHEMA_VERSION: Literal["1.1"] = "1.1"
+#: counts and the iterations' ``integrity`` and ``resolved``; 1.2 added the config's
+#: ``path_minimums``, the baseline's per-dimension ``dimensions`` and the new code's branch
+#: counts; 1.0 and 1.1 reports are still read.
+SCHEMA_VERSION: Literal["1.2"] = "1.2"
 #: The schema versions this version reads (as baselines, shards, saved reports).
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
 #: Scores, deductions and targets are compared and printed with this many decimals.
 SCORE_DIGITS = 2
 
@@ -252,6 +254,10 @@ class ConfigSummary(_Model):
         default_factory=list,
         description="Dimensions that may be unavailable without failing the gate (schema 1.1)",
     )
+    path_minimums: list[str] = Field(
+        default_factory=list,
+        description="orchestrate_path_minimums lines, 'PATTERN DIMENSION>=N' (schema 1.2)",
+    )
 
 
 class RemoteRun(_Model):
@@ -475,6 +481,17 @@ class ChangedFile(_Model):
     uncovered_lines: str = Field(
         "", description="Changed statements the tests did not run, as ranges of first lines"
     )
+    branches: int | None = Field(
+        None,
+        description="Branch arcs from the changed statements (coverage.py's possible exits of "
+        "lines with more than one); None without branch measurement (schema 1.2)",
+    )
+    covered_branches: int | None = Field(None, description="Of those, the ones the tests took")
+    uncovered_branches: str = Field(
+        "",
+        description="Branches of changed lines the tests did not take, 'FROM->TO' ('->exit' "
+        "when leaving the code object), e.g. '12->14, 20->exit' (schema 1.2)",
+    )
 
 
 class NewCode(_Model):
@@ -495,10 +512,15 @@ class NewCode(_Model):
     )
     executable_lines: int = Field(0, ge=0, description="Changed executable statements")
     covered_lines: int = Field(0, ge=0, description="Changed statements the tests ran")
+    branches: int = Field(
+        0, ge=0, description="Branch arcs from changed statements, when measured (schema 1.2)"
+    )
+    covered_branches: int = Field(0, ge=0, description="Of those, the ones the tests took")
     diff_coverage: float | None = Field(
         None,
-        description="100 * covered_lines / executable_lines; None with no changed executable "
-        "line or without coverage",
+        description="coverage.py's formula over the changed statements and their branches: "
+        "100 * (covered_lines + covered_branches) / (executable_lines + branches); None with "
+        "no changed executable line or without coverage",
     )
     coverage_measured: bool = Field(False, description="Whether the coverage dimension ran")
     findings: list[str] = Field(
@@ -565,7 +587,7 @@ class SuppressionSummary(_Model):
 class Report(_Model):
     """The JSON report (schema ``SCHEMA_VERSION``)."""
 
-    schema_version: Literal["1.0", "1.1"] = SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = SCHEMA_VERSION
     tool: ToolInfo
     created: datetime
     duration: float = Field(ge=0, description="Seconds of the whole session")

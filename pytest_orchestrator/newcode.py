@@ -127,6 +127,12 @@ def ranges_text(lines: Iterable[int]) -> str:
     return intervals_text((n, n) for n in lines)
 
 
+def arcs_text(arcs: Iterable[tuple[int, int]]) -> str:
+    """Branch arcs as coverage.py writes them: ``12->14, 20->exit`` (a negative
+    destination leaves the code object)."""
+    return ", ".join(f"{a}->{b if b > 0 else 'exit'}" for a, b in arcs)
+
+
 def parse_ranges(text: str) -> set[int]:
     """The inverse of :func:`ranges_text`: ``'3-5, 9'`` -> ``{3, 4, 5, 9}``."""
     out: set[int] = set()
@@ -553,10 +559,13 @@ class Statements:
 
     :ivar lines: the statements' first lines (what coverage.py reports and counts).
     :ivar first_line: maps any line of a multi-line statement to its first line.
+    :ivar exits: the branch lines (more than one possible exit) and their number of exits,
+        as coverage.py counts branches.
     """
 
     lines: frozenset[int]
     first_line: dict[int, int]
+    exits: dict[int, int] = field(default_factory=dict)
 
     def of(self, changed: Iterable[int]) -> set[int]:
         """The statements that ``changed`` lines belong to (their first lines)."""
@@ -599,7 +608,10 @@ def statements(path: Path, exclude: str) -> Statements:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
     text_lines = parser.text.count("\n") + 1
     first = {n: parser.first_line(n) for n in range(1, text_lines + 1)}
-    return Statements(frozenset(parser.statements), {k: v for k, v in first.items() if k != v})
+    exits = {line: count for line, count in parser.exit_counts().items() if count > 1}
+    return Statements(
+        frozenset(parser.statements), {k: v for k, v in first.items() if k != v}, exits
+    )
 
 
 # --------------------------------------------------------------------------- assessment
@@ -676,7 +688,7 @@ def assess(
         else None
     )
     uncovered_files: set[str] = set()
-    executable = covered = 0
+    executable = covered = branches = covered_branches = 0
     lost: list[tuple[str, float, int]] = []
     if measured is not None:
         exclude = exclusion_regex(config)
@@ -701,18 +713,39 @@ def assess(
             files[path].executable_lines = len(mine)
             files[path].covered_lines = len(mine) - len(missing)
             files[path].uncovered_lines = ranges_text(sorted(missing))
-            if missing:
+            arcs: list[tuple[int, int]] = []
+            if counted.missing_branch_arcs is not None:
+                mine_exits = sum(parsed.exits.get(line, 0) for line in mine)
+                arcs = [a for a in counted.missing_branch_arcs if a[0] in mine]
+                branches += mine_exits
+                covered_branches += mine_exits - len(arcs)
+                files[path].branches = mine_exits
+                files[path].covered_branches = mine_exits - len(arcs)
+                files[path].uncovered_branches = arcs_text(arcs)
+            # a line that did not run already counts its branches as lines: name the
+            # partial ones (ran, but a branch was not taken)
+            partial = [a for a in arcs if a[0] not in missing]
+            if missing or partial:
                 uncovered_files.add(path)
+                parts = []
+                if missing:
+                    parts.append(
+                        f"{len(missing)} of {plural(len(mine), 'changed line')} not covered "
+                        f"({ranges_text(sorted(missing))})"
+                    )
+                if arcs:
+                    parts.append(
+                        f"{plural(len(arcs), 'branch', 'branches')} not taken ({arcs_text(arcs)})"
+                    )
                 lost.append(
                     (
-                        f"{path}: {len(missing)} of {plural(len(mine), 'changed line')} "
-                        f"not covered "
-                        f"({ranges_text(sorted(missing))})",
-                        float(len(missing)),
-                        len(missing),
+                        f"{path}: {'; '.join(parts)}",
+                        float(len(missing) + len(arcs)),
+                        len(missing) + len(arcs),
                     )
                 )
-    diff_coverage = round(100.0 * covered / executable, 2) if executable else None
+    units = executable + branches
+    diff_coverage = round(100.0 * (covered + covered_branches) / units, 2) if executable else None
     kloc_lines = changes.python_lines
     new_results: list[AuditResult] = []
     found = []
@@ -729,7 +762,7 @@ def assess(
             elif diff_coverage is None:
                 continue  # not applicable: said by the gate's diff coverage condition
             else:
-                points = [(r, p * 100.0 / executable, c) for r, p, c in lost]
+                points = [(r, p * 100.0 / units, c) for r, p, c in lost]
                 score = diff_coverage
                 deductions = deductions_for("coverage", points, diff_coverage)
             new_results.append(
@@ -754,6 +787,8 @@ def assess(
         changed_python_lines=kloc_lines,
         executable_lines=executable,
         covered_lines=covered,
+        branches=branches,
+        covered_branches=covered_branches,
         diff_coverage=diff_coverage,
         coverage_measured=measured is not None,
         findings=[f.fingerprint for f in found],

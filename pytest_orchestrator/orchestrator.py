@@ -361,9 +361,13 @@ class Orchestrator:
             except BaselineError as exc:
                 failed.append(GateCondition(name="baseline", passed=False, message=str(exc)))
         verdict = evaluate_gate(score, results, settings, new_code, new_results, comparison)
+        if settings.path_minimums:
+            from pytest_orchestrator.scoring import path_conditions
+
+            failed += path_conditions(results, settings, self.context.rootdir)
         if failed:
             verdict.conditions += failed
-            verdict.passed = False
+            verdict.passed = verdict.passed and all(c.passed for c in failed)
         dimensions = [r.dimension for r in results]
         return Report(
             tool=ToolInfo(version=__version__),
@@ -378,6 +382,7 @@ class Orchestrator:
                 min_scores=settings.min_scores,
                 unavailable=settings.unavailable,
                 allow_unavailable=list(settings.allow_unavailable),
+                path_minimums=[rule.describe() for rule in settings.path_minimums],
             ),
             audits=results,
             score=score,

@@ -231,6 +231,7 @@ OPTIONS = (
 INI_ONLY = {
     "orchestrate_weights": "weights",
     "orchestrate_min_scores": "min_scores",
+    "orchestrate_path_minimums": "path_minimums",
     "orchestrate_unavailable": "unavailable",
     "orchestrate_allow_unavailable": "allow_unavailable",
     "orchestrate_severity_map": "severity_map",
@@ -259,6 +260,12 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
     "orchestrate_min_scores": (
         "args",
         "Per-dimension minimum scores of the gate (default: tests=80 coverage=70)",
+    ),
+    "orchestrate_path_minimums": (
+        "linelist",
+        "Gate conditions on groups of files, one per line: PATTERN DIMENSION>=N, e.g. "
+        "'src/core/** coverage>=95' or 'src/cli/** lint>=80' (the dimension scored over the "
+        "matching files only)",
     ),
     "orchestrate_unavailable": (
         "string",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pytest_orchestrator.config import OrchestrationConfig
 from pytest_orchestrator.models import (
@@ -425,5 +426,83 @@ def _baseline_conditions(
             message += ": fix the findings instead of silencing them"
         conditions.append(
             GateCondition(name="baseline suppressions", passed=not grew, message=message)
+        )
+    return conditions
+
+
+def path_conditions(
+    results: Sequence[AuditResult], settings: OrchestrationConfig, rootdir: Path
+) -> list[GateCondition]:
+    """One gate condition per ``orchestrate_path_minimums`` line.
+
+    Coverage: coverage.py's percent over the matching measured files,
+    ``100 * (statements - missing + branches - missing branches) / (statements + branches)``.
+    Another dimension: :func:`finding_score` of its findings in the matching files, over
+    their lines of code (:func:`pytest_orchestrator.discovery.count_lines`). A dimension
+    that did not run fails the condition, unless ``orchestrate_allow_unavailable`` names it.
+    """
+    from pytest_orchestrator.discovery import count_lines
+    from pytest_orchestrator.suppressions import python_files
+
+    by_dimension = {r.dimension: r for r in results}
+    files: list[str] | None = None
+    conditions = []
+    for rule in settings.path_minimums:
+        name = f"path minimum {rule.pattern} {rule.dimension}"
+        result = by_dimension.get(rule.dimension)
+        if result is None or result.status != "ok":
+            allowed = settings.unavailable_rule(rule.dimension) == "skip" and result is not None
+            why = result.reason if result is not None and result.reason else "it did not run"
+            conditions.append(
+                GateCondition(
+                    name=name,
+                    passed=allowed,
+                    message=f"{rule.pattern} {rule.dimension}: not measured ({why})",
+                )
+            )
+            continue
+        if rule.dimension == "coverage":
+            measured = [
+                f
+                for f in (result.coverage.files if result.coverage else [])
+                if rule.matches(f.path)
+            ]
+            units = sum(f.statements + f.branches for f in measured)
+            missed = sum(f.missing + f.missing_branches for f in measured)
+            if not measured:
+                conditions.append(
+                    GateCondition(
+                        name=name,
+                        passed=False,
+                        message=f"{rule.pattern} coverage: no file it matches was measured",
+                    )
+                )
+                continue
+            score = round(100.0 * (units - missed) / units, SCORE_DIGITS) if units else 100.0
+            count = len(measured)
+        else:
+            if files is None:
+                files = python_files(rootdir)
+            group = [f for f in files if rule.matches(f)]
+            lines = 0
+            for rel in group:
+                try:
+                    lines += count_lines(
+                        (rootdir / rel).read_text(encoding="utf-8", errors="replace")
+                    )
+                except OSError:
+                    continue
+            findings = [f for f in result.findings if f.path and rule.matches(f.path)]
+            score, _ = finding_score(rule.dimension, findings, lines, settings.severity_points)
+            count = len(group)
+        ok = score >= round(rule.minimum, SCORE_DIGITS)
+        conditions.append(
+            GateCondition(
+                name=name,
+                passed=ok,
+                message=f"{rule.pattern} {rule.dimension} {fmt(score)} "
+                f"{'>=' if ok else '<'} minimum {fmt(rule.minimum)} "
+                f"({plural(count, 'file')})",
+            )
         )
     return conditions

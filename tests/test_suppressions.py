@@ -113,7 +113,7 @@ def test_every_json_report_counts_the_suppressions_in_the_tree(
 
     assert result.ret in (0, 6)
     report = load(pytester.path / "out" / "report.json")
-    assert report.schema_version == "1.1"
+    assert report.schema_version == "1.2"
     assert report.suppressions is not None
     assert report.suppressions.by_kind == {"noqa": 1, "no-cover": 1, "skip": 1}
     assert report.suppressions.total == 3

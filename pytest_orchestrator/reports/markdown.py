@@ -144,7 +144,13 @@ def _new_code_section(report: Report) -> list[str]:
                 f"| `{_cell(item.path)}` | {status} | {item.changed_lines} | "
                 f"{item.executable_lines if item.executable_lines is not None else '-'} | "
                 f"{item.covered_lines if item.covered_lines is not None else '-'} | "
-                f"{_cell(item.uncovered_lines)} |"
+                f"{_cell(item.uncovered_lines)}"
+                + (
+                    f" (branches not taken: {_cell(item.uncovered_branches)})"
+                    if item.uncovered_branches
+                    else ""
+                )
+                + " |"
             )
         if len(new.files) > CHANGED_FILES:
             out += ["", f"{len(new.files) - CHANGED_FILES} more changed files in the JSON report."]

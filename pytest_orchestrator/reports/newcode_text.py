@@ -74,13 +74,20 @@ def describe(summary: NewCode) -> list[str]:
     elif summary.diff_coverage is None:
         lines.append("diff coverage: no changed executable lines: not applicable")
     else:
+        taken = (
+            f", {summary.covered_branches} of {summary.branches} of their branches taken"
+            if summary.branches
+            else ""
+        )
         lines.append(
             f"diff coverage {summary.diff_coverage:.2f}: {summary.covered_lines} of "
-            f"{summary.executable_lines} changed executable lines covered"
+            f"{summary.executable_lines} changed executable lines covered{taken}"
         )
         for item in summary.files:
             if item.uncovered_lines:
                 lines.append(f"  not covered: {item.path}: {item.uncovered_lines}")
+            if item.uncovered_branches:
+                lines.append(f"  branches not taken: {item.path}: {item.uncovered_branches}")
     counts = ", ".join(f"{n} {sev}" for sev, n in summary.findings_by_severity.items())
     lines.append(f"findings on new code: {counts or 'none'}")
     if summary.score is not None:

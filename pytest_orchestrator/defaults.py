@@ -20,12 +20,14 @@ def pytest_orchestrator_auditors(config: pytest.Config) -> list[Auditor]:
     from pytest_orchestrator.auditors.lint import RuffAuditor
     from pytest_orchestrator.auditors.security import security_auditor
     from pytest_orchestrator.auditors.tests import TestsAuditor
+    from pytest_orchestrator.auditors.types import TypesAuditor
 
     builtin: list[Auditor] = [
         TestsAuditor(),
         CoverageAuditor(config),
         RuffAuditor(),
         security_auditor(config),
+        TypesAuditor(),  # opt-in: not among the default dimensions
     ]
     return builtin + [agent_auditor(name, config) for name in audit_names(config)]
 

@@ -56,7 +56,8 @@ OPTIONS = (
         "orchestrate_dimensions",
         "orchestrate_dimensions",
         "dimensions",
-        "Comma-separated dimensions to audit (default: tests,coverage,lint,security)",
+        "Comma-separated dimensions to audit (default: tests,coverage,lint,security; opt-in: "
+        "types, agent:NAME)",
         "A,B",
     ),
     Option(

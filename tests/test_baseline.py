@@ -131,7 +131,8 @@ def test_diff_base_and_baseline_both_apply(pytester: pytest.Pytester) -> None:
         ),
         pytest.param(
             b'{"schema_version": "2.0"}',
-            "baseline '*bad.json' has schema_version '2.0', this version reads '1.0', '1.1' or '1.2'; *",
+            "baseline '*bad.json' has schema_version '2.0', this version reads "
+            "'1.0', '1.1' or '1.2'; *",
             id="incompatible",
         ),
         pytest.param(

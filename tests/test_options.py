@@ -21,7 +21,7 @@ PASSING = "def test_ok():\n    assert True\n"
         (
             ["--orchestrate-dimensions=tests,speed"],
             "ERROR: --orchestrate-dimensions: unknown"
-            " dimension 'speed'; known: coverage, lint, security, tests; LLM audits:"
+            " dimension 'speed'; known: coverage, lint, security, tests, types; LLM audits:"
             " agent:NAME with NAME one of architecture, backend, compliance, frontend,"
             " security, tests",
         ),

@@ -217,6 +217,7 @@ class OrchestrationConfig(BaseModel):
     reports: tuple[ReportSpec, ...] = (ReportSpec(type="terminal"),)
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     min_scores: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIN_SCORES))
+    reruns: int = Field(0, description="Reruns of a test whose call failed, 0-100")
     path_minimums: tuple[PathMinimum, ...] = Field(
         (), description="Gate conditions on groups of files: PATTERN DIMENSION>=N"
     )
@@ -347,6 +348,14 @@ class OrchestrationConfig(BaseModel):
         merged = dict(DEFAULT_MIN_SCORES)
         merged.update({k: _number(v, f"minimum score for {k}") for k, v in pairs.items()})
         return merged
+
+    @field_validator("reruns", mode="before")
+    @classmethod
+    def _reruns(cls, value: Any) -> int:
+        text = str(value).strip()
+        if not text.isdigit() or int(text) > 100:
+            raise ValueError(f"{text!r} is not a whole number from 0 to 100")
+        return int(text)
 
     @field_validator("path_minimums", mode="before")
     @classmethod

@@ -108,6 +108,11 @@ class TestSummary(_Model):
         description="Subtests that passed (pytest counts them apart); a failed subtest is "
         "counted in 'failed', as pytest counts it",
     )
+    flaky: int = Field(
+        0,
+        description="Of the passed tests, those that failed first and passed when run again "
+        "(--orchestrate-reruns or pytest-rerunfailures; schema 1.2)",
+    )
 
     @property
     def counted(self) -> int:

@@ -87,6 +87,16 @@ class Orchestrator:
         self._started = time.monotonic()
         self._created = datetime.now(timezone.utc)
 
+    @staticmethod
+    def _register_reruns(config: pytest.Config, reruns: int) -> None:
+        """Rerun failed calls (``--orchestrate-reruns``), unless pytest-rerunfailures does."""
+        if not reruns:
+            return
+        from pytest_orchestrator.reruns import Reruns, rerunfailures_active
+
+        if not rerunfailures_active(config):
+            config.pluginmanager.register(Reruns(reruns), "orchestrator-reruns")
+
     @classmethod
     def install(cls, config: pytest.Config) -> None:
         """Resolve the settings and register the orchestrator and its auditors.
@@ -97,6 +107,9 @@ class Orchestrator:
             measurement = config.stash.get(MEASUREMENT_KEY, None)
             if measurement is not None:
                 config.pluginmanager.register(WorkerCoverage(measurement), "orchestrator-worker")
+            from pytest_orchestrator.reruns import reruns_of
+
+            cls._register_reruns(config, reruns_of(config))
             return
         from pytest_orchestrator import defaults
 
@@ -128,6 +141,7 @@ class Orchestrator:
             if settings.agents and not config.getoption("collectonly", default=False):
                 cls._check_loop(config, settings)
         auditors = [offered[d] for d in settings.dimensions]
+        cls._register_reruns(config, settings.reruns)
         orchestrator = cls(config, settings, auditors)
         if any(spec.type == "pr-comment" for spec in settings.reports):
             from pytest_orchestrator.reports.prcomment import take_token

@@ -99,6 +99,15 @@ OPTIONS = (
         "NAME[:MODEL]",
     ),
     Option(
+        "--orchestrate-reruns",
+        "orchestrate_reruns",
+        "orchestrate_reruns",
+        "reruns",
+        "Run a test whose call failed again, up to N times; one that fails, then passes, is a "
+        "flaky finding and counts as passed (default: 0)",
+        "N",
+    ),
+    Option(
         "--orchestrate-budget",
         "orchestrate_budget",
         "orchestrate_budget",

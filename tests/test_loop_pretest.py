@@ -71,8 +71,8 @@ def test_a_change_that_breaks_a_covering_test_is_rejected_before_the_full_retest
     assert iteration.pretest == ["tests/test_calc.py::test_sub"]
     assert iteration.pretest_outcome == "failed"
     assert iteration.reason == (
-        "rejected: a test that covers the change fails (first: tests/test_calc.py::test_sub); "
-        "the full re-test was not run"
+        "rejected: a test that covers the change, or one the agent wrote or edited (run three "
+        "times), fails (first: tests/test_calc.py::test_sub); the full re-test was not run"
     )
     assert "pre-test" in iteration.timings and "re-audit" not in iteration.timings
 
@@ -105,6 +105,36 @@ def test_an_honest_fix_passes_the_pretest_and_the_full_retest_decides(
     assert iteration.pretest_outcome == "passed"
     assert {"pre-test", "re-audit"} <= set(iteration.timings)
     assert "def mul(a, b):\n    return a * b\n" in (project / "pkg" / "calc.py").read_text()
+
+
+def test_a_flaky_test_the_agent_writes_is_run_three_times_and_refuses_the_iteration(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fixes mul, and adds a test that passes on its first run only
+    edit_script(
+        project,
+        """
+        from pathlib import Path
+        calc = Path("pkg/calc.py")
+        text = calc.read_text()
+        head, _, tail = text.rpartition("return a + b")
+        calc.write_text(head + "return a * b" + tail)
+        Path("tests/test_lucky.py").write_text(
+            "RUNS = []\\n\\n\\ndef test_lucky():\\n    RUNS.append(1)\\n"
+            "    assert len(RUNS) == 1\\n")
+        """,
+        monkeypatch,
+    )
+    before = Snapshot.current_hash(project)
+    done, report = gate(project, *AGENT)
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted
+    assert iteration.pretest == ["tests/test_lucky.py"]
+    assert iteration.pretest_outcome == "failed"
+    assert "(first: tests/test_lucky.py::test_lucky)" in (iteration.reason or "")
+    assert Snapshot.current_hash(project) == before  # the honest half was not kept either
 
 
 def test_a_change_no_test_covers_goes_straight_to_the_full_retest(

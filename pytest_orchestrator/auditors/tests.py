@@ -179,6 +179,12 @@ class TestsAuditor(Auditor):
         #: Subtests (``nodeid [msg] (i=1)``) and their outcomes: a failed one counts as a
         #: failed test, as pytest counts it; passed ones are counted apart.
         self.subtests: dict[str, Outcome] = {}
+        #: Failed attempts that were run again (``rerun`` reports of ``--orchestrate-reruns``
+        #: or pytest-rerunfailures), per node id; a test that then passed is flaky.
+        self.reruns: dict[str, int] = {}
+        #: Flaky tests: node id -> (path, line, the last failure's message).
+        self.flaky: dict[str, tuple[str, int | None, str]] = {}
+        self._rerun_messages: dict[str, str] = {}
 
     def _record(self, nodeid: str, outcome: Outcome) -> None:
         old = self.outcomes.get(nodeid)
@@ -197,6 +203,23 @@ class TestsAuditor(Auditor):
                 "" if path == "." else path,
                 line + 1 if line is not None else None,
             ]
+        if str(report.outcome) == "rerun":  # a failed attempt that runs again
+            if report.when == "call":
+                self.reruns[report.nodeid] = self.reruns.get(report.nodeid, 0) + 1
+                self._rerun_messages[report.nodeid] = _message(report)
+            return
+        if (
+            report.when == "call"
+            and report.passed
+            and report.nodeid in self.reruns
+            and not hasattr(report, "wasxfail")
+        ):
+            path, line, _ = report.location
+            self.flaky[report.nodeid] = (
+                "" if path == "." else path,
+                line + 1 if line is not None else None,
+                self._rerun_messages.get(report.nodeid, ""),
+            )
         if report.when == "call" or (report.when == "setup" and not report.passed):
             if report.failed:
                 outcome: Outcome = "failed" if report.when == "call" else "error"
@@ -330,11 +353,36 @@ class TestsAuditor(Auditor):
             collection_errors=sum(
                 1 for kind, *_ in self.failures.values() if kind == "collection-error"
             ),
+            flaky=sum(1 for nodeid in self.flaky if self.outcomes.get(nodeid) == "passed"),
         )
 
     def findings(self, context: AuditContext) -> list[Finding]:
-        """One P0 finding per failing test, test error and collection error."""
+        """One P0 finding per failing test, test error and collection error; one ``flaky``
+        finding (P2) per test that failed, then passed when run again."""
         out = []
+        for nodeid, (path, line, message) in self.flaky.items():
+            if self.outcomes.get(nodeid) != "passed":
+                continue
+            failures = self.reruns.get(nodeid, 1)
+            outcomes = ", ".join(["failed"] * failures + ["passed"])
+            out.append(
+                make_finding(
+                    context,
+                    dimension=self.dimension,
+                    severity=tool_severity(
+                        "pytest", "flaky", Severity.P2, context.settings.severity_map
+                    ),
+                    rule_id="flaky",
+                    message=f"{nodeid}: failed, then passed when run again ({outcomes}); "
+                    f"the failure: {message}",
+                    path=path or None,
+                    line=line,
+                    tool=self.tool,
+                    anchor=nodeid,
+                    recommendation="make the test deterministic: it depends on timing, order "
+                    "or state",
+                )
+            )
         for nodeid, (kind, path, line, message) in self.failures.items():
             out.append(
                 make_finding(

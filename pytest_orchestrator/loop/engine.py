@@ -807,10 +807,17 @@ class Loop:
         the first failure:
         (outcome, why it rejects the change, or None). pytest's exit status 1 is failed;
         0 passed; anything else (a test renamed, a usage error in the options) is
-        inconclusive and the full re-test decides."""
+        inconclusive and the full re-test decides.
+
+        The test files the agent wrote or edited (the whole files of ``selected``) run three
+        times in the one child (``--keep-duplicates``): a test of the agent's that does not
+        pass all three times refuses the iteration, so a flaky test is never accepted."""
+        agents = [item for item in selected if "::" not in item]
+        repeat = [*agents, *agents, "--keep-duplicates"] if agents else []
         argv = [
             sys.executable, "-m", "pytest", *self._pretest_options(), "-q", "-x",
             "--no-header", "-p", "no:cacheprovider", "-o", "orchestrate=false", *selected,
+            *repeat,
         ]  # fmt: skip
         ran = self._run_contained(
             argv, self.rootdir, dict(os.environ), [self._private_dirs()], sockets=False, out=True
@@ -826,7 +833,8 @@ class Loop:
         failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.MULTILINE)
         first = f" (first: {redact_text(failed[0])})" if failed else ""
         return "failed", (
-            f"a test that covers the change fails{first}; the full re-test was not run"
+            f"a test that covers the change, or one the agent wrote or edited (run three "
+            f"times), fails{first}; the full re-test was not run"
         )
 
     def _outcome_checks(self, observed: Observation, changed_tree: list[str]) -> list[GuardCheck]:

@@ -59,6 +59,7 @@ def test_every_outcome_is_counted_once(pytester: pytest.Pytester) -> None:
         "xpassed": 1,
         "collection_errors": 0,
         "subtests_passed": 0,
+        "flaky": 0,
     }
     assert tests["score"] == 40.0  # (1 passed + 1 xpassed) / 5 counted
     rules = sorted((f["rule_id"], f["line"], f["message"]) for f in tests["findings"])

@@ -253,8 +253,8 @@ def test_a_change_for_the_worse_is_rolled_back(repo: Path, monkeypatch: pytest.M
     assert not iteration.accepted
     # the broken test covers the changed line: it ran first, and failed
     assert iteration.reason == (
-        "rejected: a test that covers the change fails (first: tests/test_calc.py::test_sub); "
-        "the full re-test was not run"
+        "rejected: a test that covers the change, or one the agent wrote or edited (run three "
+        "times), fails (first: tests/test_calc.py::test_sub); the full re-test was not run"
     )
     assert report.loop.stop_reason == "max iterations (1)"
 

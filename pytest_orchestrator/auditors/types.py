@@ -103,8 +103,8 @@ class TypesAuditor(CommandAuditor):
     def _choose(self, context: AuditContext) -> tuple[str, str]:
         """(checker name, executable). :raises ToolUnavailable: not installed."""
         wanted = configured(context.rootdir)
-        for name in (wanted,) if wanted else ("mypy", "pyright"):
-            assert name is not None
+        names: tuple[str, ...] = (wanted,) if wanted else ("mypy", "pyright")
+        for name in names:
             found = find_executable(name)
             if found:
                 return name, found

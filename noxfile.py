@@ -41,6 +41,10 @@ FAST = [
     "tests/test_agents_parse.py",
     "tests/test_agents_pricing.py",
     "tests/test_agents_templates.py",
+    "tests/test_codeclimate.py",
+    "tests/test_measures_paths.py",
+    "tests/test_reruns.py",
+    "tests/test_types.py",
 ]
 
 

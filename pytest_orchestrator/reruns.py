@@ -16,8 +16,10 @@ its own tests (the plugin is registered on every worker), so results equal a ser
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
-from _pytest.runner import runtestprotocol
+from _pytest.runner import CallInfo, runtestprotocol
 
 #: The outcome given to a failed attempt that is run again (pytest-rerunfailures' word).
 RERUN = "rerun"
@@ -40,10 +42,30 @@ def reruns_of(config: pytest.Config) -> int:
 
 
 def rerunfailures_active(config: pytest.Config) -> bool:
-    """Whether pytest-rerunfailures is loaded and asked to rerun every test (``--reruns``)."""
+    """Whether pytest-rerunfailures is loaded and asked to rerun every test: its
+    ``--reruns``, ``--force-reruns`` or ini ``reruns``, as it reads them itself."""
     if not config.pluginmanager.hasplugin("rerunfailures"):
         return False
-    return bool(config.getoption("reruns", default=0))
+    if config.getoption("force_reruns", default=None) or config.getoption("reruns", default=0):
+        return True
+    try:
+        return bool(int(config.getini("reruns") or 0))
+    except (ValueError, TypeError):
+        return True  # its own error: let it speak, never rerun twice
+
+
+def _finish_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None, reports: list[pytest.TestReport]
+) -> list[pytest.TestReport]:
+    """Tear down what the next test does not need (the module's, the class's fixtures ...),
+    which an attempt that might have run again left up; a failure there replaces the
+    attempt's teardown report, as pytest reports one teardown per test."""
+    state = item.session._setupstate
+    call = CallInfo.from_call(lambda: state.teardown_exact(nextitem), when="teardown")
+    if call.excinfo is None:
+        return reports
+    failed = pytest.TestReport.from_item_and_call(item, call)
+    return [r for r in reports if r.when != "teardown"] + [failed]
 
 
 class Reruns:
@@ -63,12 +85,18 @@ class Reruns:
         hook = item.ihook
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         for attempt in range(self.reruns + 1):
-            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            last = attempt == self.reruns
+            # an attempt that may run again tears down the test's own fixtures only: the
+            # module's, the class's and the session's stay for the next attempt
+            upto = nextitem if last else cast(Any, item.parent)
+            reports = runtestprotocol(item, nextitem=upto, log=False)
             call_failed = any(
                 r.when == "call" and r.failed and not hasattr(r, "wasxfail") for r in reports
             )
             other_failed = any(r.when != "call" and r.failed for r in reports)
-            if not call_failed or other_failed or attempt == self.reruns:
+            if not call_failed or other_failed or last:
+                if not last:  # finish the teardown up to the next test, as pytest would
+                    reports = _finish_teardown(item, nextitem, reports)
                 for report in reports:
                     hook.pytest_runtest_logreport(report=report)
                 break

@@ -69,7 +69,6 @@ def test_a_test_that_fails_then_passes_is_flaky_and_counts_as_passed(
     result, tests = run(pytester, "--orchestrate-reruns=2", *xdist)
     summary = tests["tests"]
     assert (summary["passed"], summary["failed"], summary["flaky"]) == (3, 1, 2)
-    found = {f["message"].split(":")[1]: f for f in tests["findings"]}
     once = next(f for f in tests["findings"] if "test_flaky_once" in f["message"])
     assert (once["rule_id"], once["severity"], once["path"]) == ("flaky", "P2", "test_flaky.py")
     assert "failed, then passed when run again (failed, passed)" in once["message"]
@@ -78,7 +77,7 @@ def test_a_test_that_fails_then_passes_is_flaky_and_counts_as_passed(
     assert "(failed, failed, passed)" in twice["message"]
     always = [f for f in tests["findings"] if "test_always_fails" in f["message"]]
     assert [f["rule_id"] for f in always] == ["test-failed"]  # rerun twice, never passed
-    assert found  # every finding names its node id
+    assert all(f["message"].startswith("test_flaky.py::test_") for f in tests["findings"])
     result.stdout.fnmatch_lines(["*1 failed, 3 passed, 5 rerun*"])
     assert result.ret == 1
 
@@ -102,6 +101,46 @@ def test_beside_pytest_rerunfailures_tests_are_never_rerun_twice(
     [flaky_finding] = [f for f in tests["findings"] if f["rule_id"] == "flaky"]
     assert "test_flaky_once" in flaky_finding["message"]
     result.stdout.fnmatch_lines(["*2 failed, 2 passed, 3 rerun*"])
+
+
+def test_rerunfailures_ini_reruns_are_its_own(pytester: pytest.Pytester, flaky: Path) -> None:
+    pytester.makeini("[pytest]\nreruns = 1\n")
+    result, tests = run(pytester, "-p", "rerunfailures", "--orchestrate-reruns=3")
+    assert (tests["tests"]["failed"], tests["tests"]["flaky"]) == (2, 1)  # twice stays failed
+    result.stdout.fnmatch_lines(["*2 failed, 2 passed, 3 rerun*"])
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_wider_fixtures_live_through_the_attempts_and_end_once(
+    pytester: pytest.Pytester, flaky: Path, xdist: list[str]
+) -> None:
+    log = flaky / "fixtures.log"
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def shared():
+            with open({str(log)!r}, "a") as out:
+                out.write("up\\n")
+            yield
+            with open({str(log)!r}, "a") as out:
+                out.write("down\\n")
+        """
+    )
+    pytester.makepyfile(
+        test_a="""
+        from test_flaky import fails_first
+
+        def test_last_in_module(shared):
+            fails_first("scoped")
+        """,
+        test_b="def test_after():\n    assert True\n",
+    )
+    result, tests = run(pytester, "--orchestrate-reruns=2", "test_a.py", "test_b.py", *xdist)
+    assert (tests["tests"]["passed"], tests["tests"]["flaky"]) == (2, 1)
+    assert log.read_text() == "up\ndown\n"  # not set up again for the second attempt
+    assert result.ret == 0
 
 
 def test_a_failing_fixture_is_not_rerun(pytester: pytest.Pytester) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_newcode import commit_all, git, init_repo, load
 
-from pytest_orchestrator.auditors.types import configured, parse
+from pytest_orchestrator.auditors.types import _names_files, configured, parse
 
 REPORT = "--orchestrate-report=json:out/report.json"
 TYPED = "def double(x: int) -> int:\n    return x * 2\n\n\nVALUE: str = double(2)\n"
@@ -125,6 +125,17 @@ def test_which_checker_the_configuration_names(tmp_path: Path) -> None:
     assert configured(tmp_path) == "pyright"
     (tmp_path / "setup.cfg").write_text("[mypy]\nstrict = True\n")
     assert configured(tmp_path) == "mypy"  # mypy first when both are configured
+
+
+def test_only_the_checker_s_own_section_names_its_files(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.setuptools.packages.find]\ninclude = ['pkg*']\n\n[tool.other]\nfiles = 'x'\n"
+    )
+    assert not _names_files(tmp_path, "pyright") and not _names_files(tmp_path, "mypy")
+    (tmp_path / "setup.cfg").write_text("[mypy]\nfiles = pkg\n")
+    assert _names_files(tmp_path, "mypy")
+    (tmp_path / "pyrightconfig.json").write_text('{"include": ["pkg"]}')
+    assert _names_files(tmp_path, "pyright")
 
 
 def test_pyright_s_json_contract() -> None:

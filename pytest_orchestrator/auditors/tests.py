@@ -206,7 +206,7 @@ class TestsAuditor(Auditor):
         if str(report.outcome) == "rerun":  # a failed attempt that runs again
             if report.when == "call":
                 self.reruns[report.nodeid] = self.reruns.get(report.nodeid, 0) + 1
-                self._rerun_messages[report.nodeid] = _message(report)
+                self._rerun_messages.setdefault(report.nodeid, _message(report))
             return
         if (
             report.when == "call"

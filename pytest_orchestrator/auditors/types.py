@@ -13,10 +13,11 @@ the background while the tests run. mypy's JSON lines (mypy 1.11+: ``file``, ``l
 ``code``, ``message``, ``severity``) and pyright's JSON (``generalDiagnostics`` with
 ``file``, ``range.start.line`` 0-based, ``rule``, ``severity``) become findings.
 
-**Severities.** A syntax error (mypy ``syntax``, pyright's diagnostics without a rule on a file
-that does not parse) is P0, an error P2, a pyright warning P3, a note or pyright information
-P4; ``orchestrate_severity_map`` overrides them (``mypy:arg-type=P1``). mypy notes that
-explain an error are added to its message instead.
+**Severities.** A mypy syntax error (``syntax``) is P0, an error P2, a pyright warning P3,
+a note or pyright information P4; ``orchestrate_severity_map`` overrides them
+(``mypy:arg-type=P1``). mypy notes that explain an error are added to its message instead.
+mypy stopping before it checks anything (exit status 2 without a syntax error, e.g.
+"Duplicate module named") makes the dimension unavailable with mypy's message.
 
 **Cache.** A type checker's result for one file depends on the files it imports, so results
 are cached for the whole project: when no Python file, no configuration file and not the
@@ -27,6 +28,7 @@ every Python file's SHA-256).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +79,43 @@ def configured(rootdir: Path) -> str | None:
 
 
 def _names_files(rootdir: Path, checker: str) -> bool:
-    """Whether the checker's configuration says which files to check (then we pass none)."""
+    """Whether the checker's own configuration section says which files to check (then we
+    pass none): mypy's ``files`` in ``[tool.mypy]``, ``[mypy]`` of ``mypy.ini``,
+    ``.mypy.ini`` or ``setup.cfg``; pyright's ``include`` in ``pyrightconfig.json`` or
+    ``[tool.pyright]``."""
+    import configparser
+    import json
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        pyproject = tomllib.loads(_read(rootdir / "pyproject.toml"))
+    except ValueError:  # tomllib.TOMLDecodeError
+        pyproject = {}
+    found = pyproject.get("tool")
+    tool: dict[str, Any] = found if isinstance(found, dict) else {}
     if checker == "mypy":
-        texts = [_read(rootdir / n) for n in (*MYPY_CONFIGS, "setup.cfg", "pyproject.toml")]
-        return any(
-            line.strip().replace(" ", "").startswith("files=")
-            for text in texts
-            for line in text.splitlines()
-        )
-    texts = [_read(rootdir / "pyrightconfig.json"), _read(rootdir / "pyproject.toml")]
-    return any('"include"' in text or "\ninclude" in text for text in texts)
+        if isinstance(tool.get("mypy"), dict) and "files" in tool["mypy"]:
+            return True
+        for name in (*MYPY_CONFIGS, "setup.cfg"):
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                parser.read_string(_read(rootdir / name))
+            except configparser.Error:
+                continue
+            if parser.has_option("mypy", "files"):
+                return True
+        return False
+    if isinstance(tool.get("pyright"), dict) and "include" in tool["pyright"]:
+        return True
+    try:
+        data = json.loads(_read(rootdir / "pyrightconfig.json") or "{}")
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "include" in data
 
 
 class TypesAuditor(CommandAuditor):
@@ -169,6 +198,15 @@ class TypesAuditor(CommandAuditor):
             return self._result(context, items, 0.0)
         code, out, err, seconds = self.wait()
         parsed = parse(self.checker, out)
+        blocked = (
+            self.checker == "mypy"
+            and code == 2
+            and parsed is not None
+            and not any(item.get("code") == "syntax" for item in parsed)
+        )
+        if blocked and parsed:  # "Duplicate module named ...": mypy checked nothing
+            message = str(parsed[0].get("message") or "")
+            raise ToolUnavailable(f"mypy stopped before checking (exit 2): {message}")
         if parsed is None or (code not in (0, 1) and not parsed):
             raise ToolUnavailable(
                 f"{self.checker} failed (exit {code}, no diagnostics in its JSON format): "
@@ -209,7 +247,7 @@ class TypesAuditor(CommandAuditor):
         return result
 
     def _finding(self, context: AuditContext, item: dict[str, Any]) -> Finding:
-        rule = str(item.get("code") or "") or ("syntax" if self.checker == "mypy" else "error")
+        rule = str(item.get("code") or "") or "error"
         kind = str(item.get("severity") or "error")
         default = (
             Severity.P0 if rule == "syntax" else SEVERITIES.get((self.checker, kind), Severity.P2)

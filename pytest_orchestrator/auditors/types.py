@@ -166,7 +166,7 @@ class TypesAuditor(CommandAuditor):
 
         rootdir = context.rootdir
         try:
-            files = {rel: cache.file_digest(rootdir / rel) for rel in python_files(rootdir)}
+            files = {rel: cache._digest(context, rootdir, rel) for rel in python_files(rootdir)}
             configs = [
                 rootdir / n
                 for n in (*MYPY_CONFIGS, *PYRIGHT_CONFIGS, "setup.cfg", "pyproject.toml")

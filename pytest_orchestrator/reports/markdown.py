@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from pytest_orchestrator.baseline import describe as describe_baseline
-from pytest_orchestrator.models import LoopSummary, Report, Severity
+from pytest_orchestrator.models import Finding, LoopSummary, Report, Severity
 from pytest_orchestrator.reports.newcode_text import describe as describe_new_code
 from pytest_orchestrator.reports.newcode_text import new_code_scores, size_words
 from pytest_orchestrator.scoring import fmt, plural
@@ -87,6 +87,17 @@ def _cell(text: str) -> str:
         .replace("<", "&lt;")
         .replace(">", "&gt;")
     )
+
+
+def location(finding: Finding, links: str | None) -> str:
+    """``finding``'s ``path:line`` as inline code, linked to its line when ``links`` (the
+    prefix of :func:`link_base`) is given and the finding has a file."""
+    where = f"{finding.path}:{finding.line}" if finding.line else (finding.path or "-")
+    shown = f"`{_cell(where)}`"
+    if links and finding.path:
+        anchor = f"#L{finding.line}" if finding.line else ""
+        shown = f"[{shown}]({links}{quote(finding.path)}{anchor})"
+    return shown
 
 
 def _score_line(report: Report) -> str:
@@ -256,13 +267,8 @@ def render(report: Report, links: str | None = None) -> str:
             "|---|---|---|---|---|",
         ]
         for f in shown:
-            where = f"{f.path}:{f.line}" if f.line else (f.path or "-")
-            location = f"`{_cell(where)}`"
-            if links and f.path:
-                anchor = f"#L{f.line}" if f.line else ""
-                location = f"[{location}]({links}{quote(f.path)}{anchor})"
             out.append(
-                f"| {f.severity.value} | {_cell(f.dimension)} | {location} | "
+                f"| {f.severity.value} | {_cell(f.dimension)} | {location(f, links)} | "
                 f"{_cell(f.rule_id)} | {_cell(f.message)} |"
             )
         out.append("")

@@ -151,13 +151,6 @@ def target(environ: Mapping[str, str]) -> Target:
     return Target(api=api, repository=repository, number=number, head_sha=sha)
 
 
-def _plain(text: str) -> str:
-    """Untrusted ``text`` for Markdown (a table cell or a list item): one line, no HTML."""
-    from pytest_orchestrator.reports.markdown import _cell
-
-    return _cell(text)
-
-
 def _changes(report: Report) -> dict[str, str]:
     """Per dimension, the change of its score against the baseline: ``+1.50``, ``-2.00``."""
     from pytest_orchestrator.scoring import fmt
@@ -182,7 +175,8 @@ def render(report: Report, links: str | None, head: str = "", limit: int = COMME
     :param links: URL prefix of finding links (``markdown.link_base``); None for none.
     """
     from pytest_orchestrator import __version__
-    from pytest_orchestrator.reports.markdown import _score_line
+    from pytest_orchestrator.reports.markdown import _cell as _plain
+    from pytest_orchestrator.reports.markdown import _score_line, location
     from pytest_orchestrator.reports.newcode_text import describe, new_code_scores
     from pytest_orchestrator.scoring import fmt, plural
 
@@ -239,14 +233,9 @@ def render(report: Report, links: str | None, head: str = "", limit: int = COMME
             "|---|---|---|---|",
         ]
         for finding in shown:
-            where = f"{finding.path}:{finding.line}" if finding.line else (finding.path or "-")
-            location = f"`{_plain(where)}`"
-            if links and finding.path:
-                anchor = f"#L{finding.line}" if finding.line else ""
-                location = f"[{location}]({links}{quote(finding.path)}{anchor})"
             out.append(
-                f"| {finding.severity.value} | {location} | {_plain(finding.rule_id)} | "
-                f"{_plain(finding.message)} |"
+                f"| {finding.severity.value} | {location(finding, links)} | "
+                f"{_plain(finding.rule_id)} | {_plain(finding.message)} |"
             )
         out.append("")
     details = ["<details><summary>Gate conditions and points lost</summary>", ""]

@@ -12,6 +12,9 @@ Only call failures are rerun: a failing setup or teardown is an error of the fix
 flaky test. Never twice: when pytest-rerunfailures reruns (``--reruns N`` given, or a test
 marked ``flaky``), it does, and this plugin does not. Under pytest-xdist each worker reruns
 its own tests (the plugin is registered on every worker), so results equal a serial run's.
+Under ``--orchestrate-exec`` this module's source is sent to the container and registered
+there by the remote probe (``remote/bootstrap.py``): it must stay standard library and
+pytest 7+ only, and run on Python 3.7.
 """
 
 from __future__ import annotations

@@ -391,3 +391,39 @@ def test_container_faults_are_one_line_errors(
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     pytest.LineMatcher(result.stderr.splitlines()).fnmatch_lines([message])
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_reruns_run_in_the_container_with_its_older_pytest(compose: Compose) -> None:
+    # Debian bookworm's pytest 7.2 runs the host's reruns module (sent with the bootstrap)
+    flaky = compose.project / "flaky"
+    flaky.mkdir()
+    try:
+        flaky.joinpath("test_flaky.py").write_text(
+            "from pathlib import Path\n\n"
+            "MARK = Path(__file__).with_name('attempted')\n\n\n"
+            "def test_fails_once():\n"
+            "    if not MARK.exists():\n"
+            "        MARK.write_text('')\n"
+            "        raise AssertionError('first attempt fails')\n"
+        )
+        result = pytest_run(
+            compose.project,
+            "--orchestrate",
+            "--orchestrate-dimensions=tests",
+            "--orchestrate-reruns=1",
+            f"--orchestrate-exec={compose.prefix()}",
+            "--orchestrate-exec-command=python3 -m pytest",
+            f"--orchestrate-report=json:{compose.root / 'reruns.json'}",
+            "flaky/test_flaky.py",
+        )
+        pytest.LineMatcher(result.stdout.splitlines()).fnmatch_lines(["*= 1 passed, 1 rerun in *"])
+        report = load(compose.root / "reruns.json")
+        assert report.remote is not None and report.remote.pytest.startswith("7.")
+        tests = report.audit("tests")
+        assert tests is not None and tests.tests is not None and tests.tests.flaky == 1
+        [finding] = tests.findings
+        assert finding.rule_id == "flaky"
+        assert "first attempt fails" in finding.message
+        assert result.returncode == 0, result.stdout
+    finally:
+        shutil.rmtree(flaky)

@@ -1,12 +1,15 @@
 """``--orchestrate-reruns``: flaky tests, in real sessions (subprocess), serial and under
-pytest-xdist, alone and beside pytest-rerunfailures."""
+pytest-xdist, alone and beside pytest-rerunfailures, and through an exec prefix."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
+from junitparser import JUnitXml
 
 FLAKY = '''
 import os
@@ -174,3 +177,57 @@ def test_a_bad_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         ["ERROR: --orchestrate-reruns: 'many' is not a whole number from 0 to 100"]
     )
+
+
+def _remote(pytester: pytest.Pytester, remote_dir: Path, command: str) -> list[str]:
+    """Options that run the suite through a real exec prefix (``env -C``) in a copy of the
+    project, as tests/test_remote.py does."""
+    shutil.copytree(pytester.path, remote_dir)
+    return [
+        f"--orchestrate-exec=env -C {remote_dir}",
+        f"--orchestrate-path-map={remote_dir}=.",
+        f"--orchestrate-exec-command={sys.executable} -m pytest -p no:randomly {command}",
+    ]
+
+
+def _junit(path: Path) -> list[tuple[str, str]]:
+    return [
+        (case.name, ",".join(type(r).__name__ for r in case.result) or "passed")
+        for suite in JUnitXml.fromfile(str(path))
+        for case in suite
+    ]
+
+
+@pytest.mark.parametrize("remote_xdist", ["", "-n 2"], ids=["serial", "xdist"])
+def test_in_a_container_reruns_give_the_local_results(
+    pytester: pytest.Pytester, flaky: Path, tmp_path: Path, remote_xdist: str
+) -> None:
+    remote = _remote(pytester, tmp_path / "srv", remote_xdist)
+    local, local_tests = run(pytester, "--orchestrate-reruns=2", "--junitxml=local.xml")
+    for mark in flaky.glob("*.*"):
+        mark.unlink()
+    there, tests = run(pytester, "--orchestrate-reruns=2", "--junitxml=remote.xml", *remote)
+
+    assert tests["tests"] == local_tests["tests"]
+    assert (tests["tests"]["passed"], tests["tests"]["failed"], tests["tests"]["flaky"]) == (
+        3,
+        1,
+        2,
+    )
+    messages = sorted(f["message"].split(":", 1)[-1] for f in tests["findings"])
+    assert messages == sorted(f["message"] for f in local_tests["findings"])
+    assert "twice attempt 1 fails" in " ".join(messages)  # the first failure's message
+    there.stdout.fnmatch_lines(["*1 failed, 3 passed, 5 rerun*"])
+    local.stdout.fnmatch_lines(["*1 failed, 3 passed, 5 rerun*"])
+    assert _junit(pytester.path / "remote.xml") == _junit(pytester.path / "local.xml")
+    assert there.ret == local.ret == 1
+
+
+def test_in_a_container_its_pytest_rerunfailures_reruns_and_ours_does_not(
+    pytester: pytest.Pytester, flaky: Path, tmp_path: Path
+) -> None:
+    pytester.makeini("[pytest]\nreruns = 1\n")  # the container's pytest reads it
+    remote = _remote(pytester, tmp_path / "srv", "-p rerunfailures")
+    result, tests = run(pytester, "--orchestrate-reruns=3", *remote)
+    assert (tests["tests"]["failed"], tests["tests"]["flaky"]) == (2, 1)  # twice stays failed
+    result.stdout.fnmatch_lines(["*2 failed, 2 passed, 3 rerun*"])

@@ -8,9 +8,11 @@ compatible with Python 3.7.
 It runs ``PYTHON [-m coverage run ...] -m pytest ... ARGS`` in a child process with a
 deadline, then prints one bundle on stdout between :data:`BEGIN` and :data:`END` lines:
 base64 of zlib-compressed JSON with the JUnit XML, the collection manifest written by a
-small probe plugin (rootdir, collected node ids with locations, collection errors), the
-covered lines or arcs per file, the exit status, versions and the tail of the output.
-Nothing is left behind in the container: the work directory is removed.
+small probe plugin (rootdir, collected node ids with locations, collection errors, failed
+attempts that ran again), the covered lines or arcs per file, the exit status, versions
+and the tail of the output. With ``--orchestrate-reruns``, the host also sends the source
+of ``pytest_orchestrator/reruns.py`` (standard library and pytest 7+ only), which the
+probe registers. Nothing is left behind in the container: the work directory is removed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ PROTOCOL = 1
 BEGIN = "@@pytest-orchestrator-bundle-begin@@"
 END = "@@pytest-orchestrator-bundle-end@@"
 PROBE = "_pytest_orchestrator_probe"
+#: The module name of the host's ``pytest_orchestrator/reruns.py`` in the container.
+RERUNS = "_pytest_orchestrator_reruns"
 TAIL_BYTES = 8192
 KILL_GRACE = 10.0  # seconds between SIGINT, SIGTERM and SIGKILL after the deadline
 
@@ -43,7 +47,8 @@ import pytest
 
 _state = {
     "pytest": pytest.__version__, "rootdir": None, "items": None,
-    "collect_errors": [], "collect_skips": [], "xpassed": [],
+    "collect_errors": [], "collect_skips": [], "xpassed": [], "reruns": [],
+    "reruns_unsupported": None,
 }
 _coverage = []
 
@@ -63,7 +68,22 @@ def pytest_addoption(parser):
         parser.addini(name, "pytest-orchestrator's, read on the host")
 
 
+def _register_reruns(config):
+    # --orchestrate-reruns: the host's reruns.py, written next to this file
+    count = int(os.environ.get("PYTEST_ORCHESTRATOR_RERUNS") or 0)
+    if not count:
+        return
+    if int(pytest.__version__.split(".")[0]) < 7:
+        _state["reruns_unsupported"] = pytest.__version__
+        return
+    import _pytest_orchestrator_reruns as reruns
+
+    if not reruns.rerunfailures_active(config):
+        config.pluginmanager.register(reruns.Reruns(count), "pytest-orchestrator-reruns")
+
+
 def pytest_configure(config):
+    _register_reruns(config)
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: measure it, report nothing
         options = os.environ.get("PYTEST_ORCHESTRATOR_COVERAGE")
         if options:
@@ -111,6 +131,12 @@ class _Controller:
             _dump()
 
     def pytest_runtest_logreport(self, report):
+        if str(report.outcome) == "rerun":  # a failed attempt that ran again
+            crash = getattr(report.longrepr, "reprcrash", None)
+            text = getattr(report, "longreprtext", None) or str(report.longrepr or "")
+            message = getattr(crash, "message", None) or ""
+            _state["reruns"].append([report.nodeid, report.when, message, text])
+            return
         if report.when == "call" and report.passed and hasattr(report, "wasxfail"):
             _state["xpassed"].append([report.nodeid, report.wasxfail])
 
@@ -201,12 +227,16 @@ def run(options: dict[str, Any], result: dict[str, Any], workdir: str) -> None:
     command += options.get("args", [])
     with open(os.path.join(workdir, PROBE + ".py"), "w") as handle:
         handle.write(PROBE_SOURCE)
+    if options.get("reruns"):
+        with open(os.path.join(workdir, RERUNS + ".py"), "w") as handle:
+            handle.write(options["reruns_source"])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (workdir, env.get("PYTHONPATH")) if p)
     env["PYTEST_ORCHESTRATOR_MANIFEST"] = manifest
     env["PYTEST_ORCHESTRATOR_REMOTE"] = "1"  # an installed pytest-orchestrator stays off
     env["COVERAGE_FILE"] = os.path.join(workdir, ".coverage")
     env["PYTEST_ORCHESTRATOR_INI"] = json.dumps(options.get("ini_names", []))
+    env["PYTEST_ORCHESTRATOR_RERUNS"] = str(options.get("reruns") or 0)
     if coverage is not None:
         env["PYTEST_ORCHESTRATOR_COVERAGE"] = json.dumps(coverage)  # for xdist workers
     started = time.time()

@@ -53,6 +53,10 @@ class Manifest(BaseModel):
     collect_errors: list[tuple[str, str]] = Field(default_factory=list)
     collect_skips: list[tuple[str, str]] = Field(default_factory=list)
     xpassed: list[tuple[str, str]] = Field(default_factory=list)
+    #: (node id, phase, crash message, failure text) of each failed attempt run again.
+    reruns: list[tuple[str, str, str, str]] = Field(default_factory=list)
+    #: The container's pytest version when it is too old for ``--orchestrate-reruns``.
+    reruns_unsupported: str | None = None
 
 
 class RemoteCoverage(BaseModel):

@@ -107,6 +107,8 @@ class RemoteItem(pytest.Item):
     xpassed: str | None = None
     lineno: int | None = None
     remote_nodeid: str = ""
+    #: (phase, crash message, failure text) of each failed attempt that ran again remotely.
+    reruns: tuple[tuple[str, str, str], ...] = ()
 
     def runtest(self) -> None:
         raise RuntimeError(f"{self.nodeid} ran remotely; only its reports are replayed here")
@@ -114,13 +116,26 @@ class RemoteItem(pytest.Item):
     def replay(self) -> list[pytest.TestReport]:
         """The reports pytest's runner would have made for the remote outcome: setup and
         teardown, and call unless setup failed, each with its outcome, the remote text as
-        ``longrepr``, the remote captured output as sections, and the remote duration."""
+        ``longrepr``, the remote captured output as sections, and the remote duration; each
+        failed attempt that ran again (``--orchestrate-reruns``, pytest-rerunfailures) first,
+        as its ``rerun`` report between a passed setup and teardown, as the rerun made them."""
         case = self.case
+        reports = []
+        for when, message, text in self.reruns:
+            attempt = self._report(
+                "call" if when == "call" else "setup",
+                "failed",
+                self._failure(printable(message) or "failed", printable(text) or "failed"),
+            )
+            attempt.__dict__["outcome"] = "rerun"  # a word pytest's Literal lacks
+            if when == "call":
+                reports.append(self._report("setup", "passed"))
+            reports += [attempt, self._report("teardown", "passed")]
         if self.fault is not None:
             setup = self._report(
                 "setup", "failed", self._failure(self.fault.splitlines()[0], self.fault)
             )
-            return [setup, self._report("teardown", "passed")]
+            return [*reports, setup, self._report("teardown", "passed")]
         sections: list[tuple[str, str]] = []
         if case is not None and (case.failure or case.setup_error or case.teardown_error):
             for text in (case.system_out, case.system_err):
@@ -128,7 +143,6 @@ class RemoteItem(pytest.Item):
                     (f"Captured remote {name} call", content)
                     for name, content in _sections(printable(text))
                 ]
-        reports = []
         if case is not None and case.setup_error is not None:
             reports.append(
                 self._report("setup", "failed", self._detail(case.setup_error), sections)
@@ -417,12 +431,17 @@ class RemoteSession:
         """
         from pytest_orchestrator.plugin import ini_names
 
-        options = {
+        options: dict[str, Any] = {
             "ini_names": ini_names(),
             "args": self.remote_args(),
             "coverage": self.coverage_options(),
             "collect_only": bool(self.config.getoption("collectonly", default=False)),
         }
+        if self.settings.reruns:
+            from pytest_orchestrator import reruns
+
+            options["reruns"] = self.settings.reruns
+            options["reruns_source"] = Path(reruns.__file__).read_text(encoding="utf-8")
         self._announce()
         self.round_trips += 1
         try:
@@ -572,6 +591,14 @@ class RemoteSession:
                 fault = f"the remote JUnit XML could not be read: {exc}"
         remote_root = manifest.rootdir or bundle.cwd
         xpassed = dict(manifest.xpassed)
+        reruns: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for rerun_id, when, message, text in manifest.reruns:
+            reruns[rerun_id].append((when, message, text))
+        if manifest.reruns_unsupported:
+            self.problems.append(
+                f"--orchestrate-reruns needs pytest 7 or newer in the container (it has "
+                f"{printable(manifest.reruns_unsupported)[:40]}): failed tests were not run again"
+            )
         modules: dict[str, RemoteModule] = {}
         collect_only = bool(self.config.getoption("collectonly", default=False))
         for nodeid, location, lineno, file_path in manifest.items or []:
@@ -582,7 +609,11 @@ class RemoteSession:
             item = RemoteItem.from_parent(module, name=name, nodeid=f"{module.nodeid}::{rest}")
             item.remote_nodeid = nodeid
             item.lineno = lineno if location == file else None
+            item.reruns = tuple(reruns.get(nodeid, ()))
             found = cases.get(mangle(nodeid))
+            for _ in item.reruns:  # each attempt that ran again left an empty testcase
+                if found and len(found) > 1:
+                    found.popleft()
             if found:
                 item.case = found.popleft()
             elif not collect_only:

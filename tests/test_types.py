@@ -1,9 +1,10 @@
-"""The ``types`` dimension: real mypy runs in real sessions (subprocess), its cache, the
-choice of checker, pyright's JSON contract, and its entry in the new-code gate."""
+"""The ``types`` dimension: real mypy and pyright runs in real sessions (subprocess), its
+cache, the choice of checker, pyright's JSON contract, and its entry in the new-code gate."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,11 @@ def types_of(root: Path):  # type: ignore[no-untyped-def]
 
 
 def test_a_real_mypy_run_finds_the_error_and_its_cache_answers_the_second_run(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    site = tmp_path / "site"  # where a package gets installed, on the session's sys.path
+    site.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(site))
     typed_project(pytester.path)
     args = ("--orchestrate", "--orchestrate-dimensions=tests,types", REPORT, "-p", "no:randomly")
     result = pytester.runpytest_subprocess(*args)
@@ -67,6 +71,54 @@ def test_a_real_mypy_run_finds_the_error_and_its_cache_answers_the_second_run(
     (pytester.path / "pkg" / "extra.py").write_text("X: int = 1\n")
     pytester.runpytest_subprocess(*args)
     assert "from the cache" not in types_of(pytester.path).findings[0].message
+    # a package installed (a stub package, say): mypy runs again
+    pytester.runpytest_subprocess(*args)
+    data = json.loads(store.read_text())
+    data["files"]["pkg/mod.py"]["payload"]["items"][0]["message"] = "from the cache"
+    store.write_text(json.dumps(data))
+    (site / "types_fake-1.0.dist-info").mkdir()
+    pytester.runpytest_subprocess(*args)
+    assert "from the cache" not in types_of(pytester.path).findings[0].message
+
+
+#: The pinned pyright of tests/pyright/package.json (``npm ci --prefix tests/pyright``).
+PYRIGHT_BIN = Path(__file__).resolve().parent / "pyright" / "node_modules" / ".bin"
+
+
+def test_a_real_pyright_run_finds_the_error_with_its_rule(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (PYRIGHT_BIN / "pyright").exists():
+        missing = "pyright is not installed: npm ci --prefix tests/pyright"
+        if os.environ.get("ORCHESTRATOR_REQUIRE_PYRIGHT") == "1":
+            pytest.fail(f"ORCHESTRATOR_REQUIRE_PYRIGHT=1 but {missing}")
+        pytest.skip(missing)
+    monkeypatch.setenv("PATH", f"{PYRIGHT_BIN}{os.pathsep}{os.environ['PATH']}")
+    typed_project(pytester.path, config='[tool.pyright]\ninclude = ["pkg"]\n')
+    (pytester.path / "pkg" / "warned.py").write_text(
+        "import os  # unused: a warning under the project's own setting\n"
+    )
+    with (pytester.path / "pyproject.toml").open("a") as config:
+        config.write('reportUnusedImport = "warning"\n')
+    args = ("--orchestrate", "--orchestrate-dimensions=tests,types", REPORT, "-p", "no:randomly")
+    result = pytester.runpytest_subprocess(*args)
+    types = types_of(pytester.path)
+    assert (types.status, types.tool) == ("ok", "pyright"), types.reason
+    found = sorted((f.path, f.line, f.rule_id, f.severity.value) for f in types.findings)
+    assert found == [
+        ("pkg/mod.py", 5, "reportAssignmentType", "P2"),
+        ("pkg/warned.py", 1, "reportUnusedImport", "P3"),
+    ]
+    assert result.ret == 0
+    # the cache answers the second run, as for mypy: a planted message proves it
+    store = pytester.path / ".pytest_cache" / "d" / "orchestrator-audit-cache" / "pyright.json"
+    data = json.loads(store.read_text())
+    [item] = data["files"]["pkg/mod.py"]["payload"]["items"]
+    item["message"] = "from the cache"
+    store.write_text(json.dumps(data))
+    pytester.runpytest_subprocess(*args)
+    messages = {f.path: f.message for f in types_of(pytester.path).findings}
+    assert messages["pkg/mod.py"] == "from the cache"
 
 
 def test_types_on_new_code(pytester: pytest.Pytester) -> None:

@@ -51,6 +51,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -129,6 +130,20 @@ def executable_identity(executable: str) -> str:
     except OSError:
         return executable
     return f"{executable}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def installed_packages() -> str:
+    """A digest of the distributions installed on ``sys.path``: the names of their
+    ``.dist-info``/``.egg-info`` directories (which carry the versions) and ``.pth`` files.
+    A type checker's answer depends on the packages (and stubs) it can import."""
+    names = []
+    for entry in sys.path:
+        try:
+            found = os.listdir(entry or ".")
+        except OSError:
+            continue
+        names += [n for n in found if n.endswith((".dist-info", ".egg-info", ".pth"))]
+    return text_digest(sorted(names))
 
 
 def config_parts(paths: list[Path]) -> list[str]:

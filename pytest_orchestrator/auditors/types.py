@@ -20,10 +20,12 @@ mypy stopping before it checks anything (exit status 2 without a syntax error, e
 "Duplicate module named") makes the dimension unavailable with mypy's message.
 
 **Cache.** A type checker's result for one file depends on the files it imports, so results
-are cached for the whole project: when no Python file, no configuration file and not the
-checker's version changed since a cached run, the cached findings are used and the checker
-does not run (see :mod:`pytest_orchestrator.auditors.cache` for where and how; the key holds
-every Python file's SHA-256).
+are cached for the whole project: when no Python file, no configuration file, not the
+checker's version and not the installed packages (their ``.dist-info`` names on ``sys.path``,
+which carry the versions, so a stub package added counts) changed since a cached run, the
+cached findings are used and the checker does not run (see
+:mod:`pytest_orchestrator.auditors.cache` for where and how; the key holds every Python
+file's SHA-256).
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ class TypesAuditor(CommandAuditor):
                     self.checker,
                     cache.executable_identity(argv[0]),
                     distribution_version(self.checker) or "",
+                    cache.installed_packages(),
                     *argv[1:],
                     *cache.config_parts(configs),
                     cache.text_digest(sorted(f"{k}={v}" for k, v in files.items())),

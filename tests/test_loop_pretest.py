@@ -107,8 +107,11 @@ def test_an_honest_fix_passes_the_pretest_and_the_full_retest_decides(
     assert "def mul(a, b):\n    return a * b\n" in (project / "pkg" / "calc.py").read_text()
 
 
+@pytest.mark.parametrize(
+    "measure", [[], ["--cov=pkg"]], ids=["test-to-line-map", "pytest-cov-no-map"]
+)
 def test_a_flaky_test_the_agent_writes_is_run_three_times_and_refuses_the_iteration(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, monkeypatch: pytest.MonkeyPatch, measure: list[str]
 ) -> None:
     # fixes mul, and adds a test that passes on its first run only
     edit_script(
@@ -125,12 +128,15 @@ def test_a_flaky_test_the_agent_writes_is_run_three_times_and_refuses_the_iterat
         """,
         monkeypatch,
     )
+    if measure:  # pytest-cov's own data file, written by the session at its end
+        monkeypatch.setenv("COVERAGE_FILE", str(project.parent / "pytest-cov.data"))
     before = Snapshot.current_hash(project)
-    done, report = gate(project, *AGENT)
+    done, report = gate(project, *AGENT, *measure)
 
     assert report.loop is not None, done.stdout
     [iteration] = report.loop.iterations
     assert not iteration.accepted
+    # with pytest-cov there is no test-to-line map: the agent's test files still run first
     assert iteration.pretest == ["tests/test_lucky.py"]
     assert iteration.pretest_outcome == "failed"
     assert "(first: tests/test_lucky.py::test_lucky)" in (iteration.reason or "")

@@ -739,25 +739,31 @@ class Loop:
         """Node ids of the tests to run first: those that passed at the session's start
         and ran a line the agent changed (every line of a file an earlier iteration
         changed: the map's line numbers are the session start's), then the test files it
-        added or changed, whole. Empty without a test-to-line map."""
+        added or changed, whole. Without a test-to-line map (pytest-cov's or coverage run's
+        measurement, no coverage dimension), the agent's test files only; none in a
+        container (``--orchestrate-exec``: its tests do not run on this host)."""
         from pytest_orchestrator.auditors.measure import covering_tests
         from pytest_orchestrator.sources import is_test_file
 
-        data = self._coverage_data()
-        if data is None or self.origin is None:
+        if self.origin is None or self.settings.exec_prefix:
             return []
-        measured = {os.path.realpath(name): name for name in data.measured_files()}
         prefix = _prefix(self.origin.root, self.rootdir)
+        python = [
+            c for c in changes.tracked if c.path.endswith(".py") and c.path.startswith(prefix)
+        ]
+        files = sorted(
+            c.path[len(prefix) :]
+            for c in python
+            if is_test_file(c.path[len(prefix) :]) and c.kind != "deleted"
+        )
+        data = self._coverage_data()
+        if data is None:
+            return files
+        measured = {os.path.realpath(name): name for name in data.measured_files()}
         passed = {n for n, outcome in self.start.outcomes.items() if outcome == "passed"}
         tests: set[str] = set()
-        files: list[str] = []
-        for change in changes.tracked:
-            if not change.path.endswith(".py") or not change.path.startswith(prefix):
-                continue
-            rel = change.path[len(prefix) :]
-            if is_test_file(rel):
-                if change.kind != "deleted":
-                    files.append(rel)
+        for change in python:
+            if is_test_file(change.path[len(prefix) :]):
                 continue
             name = measured.get(os.path.realpath(self.origin.root / change.path))
             if name is None:
@@ -770,9 +776,9 @@ class Loop:
             else:
                 found = covering_tests(data, name, *diff)
             if found is None:
-                return []
+                return files  # no map for this file: the agent's tests still run first
             tests |= found & passed
-        return sorted(tests) + sorted(files)
+        return sorted(tests) + files
 
     def _pretest_options(self) -> list[str]:
         """The session's own options (``-W``, ``-p``, ``-o`` ...) for the pre-test: its

@@ -108,12 +108,14 @@ def test_an_honest_fix_passes_the_pretest_and_the_full_retest_decides(
 
 
 @pytest.mark.parametrize(
-    "measure", [[], ["--cov=pkg"]], ids=["test-to-line-map", "pytest-cov-no-map"]
+    "measure",
+    [[], ["--cov=pkg"], ["-p", "rerunfailures", "--reruns=2"]],
+    ids=["test-to-line-map", "pytest-cov-no-map", "rerunfailures-reruns-nothing"],
 )
 def test_a_flaky_test_the_agent_writes_is_run_three_times_and_refuses_the_iteration(
     project: Path, monkeypatch: pytest.MonkeyPatch, measure: list[str]
 ) -> None:
-    # fixes mul, and adds a test that passes on its first run only
+    # fixes mul, and adds a test that fails on its second run only
     edit_script(
         project,
         """
@@ -124,11 +126,11 @@ def test_a_flaky_test_the_agent_writes_is_run_three_times_and_refuses_the_iterat
         calc.write_text(head + "return a * b" + tail)
         Path("tests/test_lucky.py").write_text(
             "RUNS = []\\n\\n\\ndef test_lucky():\\n    RUNS.append(1)\\n"
-            "    assert len(RUNS) == 1\\n")
+            "    assert len(RUNS) != 2\\n")
         """,
         monkeypatch,
     )
-    if measure:  # pytest-cov's own data file, written by the session at its end
+    if "--cov=pkg" in measure:  # pytest-cov's own data file, written by the session
         monkeypatch.setenv("COVERAGE_FILE", str(project.parent / "pytest-cov.data"))
     before = Snapshot.current_hash(project)
     done, report = gate(project, *AGENT, *measure)

@@ -783,9 +783,9 @@ class Loop:
     def _pretest_options(self) -> list[str]:
         """The session's own options (``-W``, ``-p``, ``-o`` ...) for the pre-test: its
         arguments without this plugin's options, the report options and its test paths
-        (the pre-test names its tests). A value mistaken for a path leaves an option
-        without its value: a usage error, so an inconclusive pre-test, never a wrong
-        verdict."""
+        (the pre-test names its tests), and never a rerun of pytest-rerunfailures. A value
+        mistaken for a path leaves an option without its value: a usage error, so an
+        inconclusive pre-test, never a wrong verdict."""
         from pytest_orchestrator.plugin import OPTIONS
 
         takes_value = {o.flag for o in OPTIONS if o.action != "store_true"}
@@ -805,6 +805,11 @@ class Loop:
             out.append(arg)
         if self.config.pluginmanager.has_plugin("xdist"):
             out += ["-n", "0"]  # a few tests: no workers to start (the last -n wins)
+        if self.config.pluginmanager.has_plugin("rerunfailures"):
+            # no rerun, whatever its options, ini or a test's flaky marker say: the agent's
+            # tests must pass each of their three runs (pytest-rerunfailures' --force-reruns
+            # overrides the markers)
+            out.append("--force-reruns=0")
         return out
 
     def _pretest(self, selected: list[str]) -> tuple[PretestOutcome, str | None]:

@@ -231,3 +231,31 @@ def test_in_a_container_its_pytest_rerunfailures_reruns_and_ours_does_not(
     result, tests = run(pytester, "--orchestrate-reruns=3", *remote)
     assert (tests["tests"]["failed"], tests["tests"]["flaky"]) == (2, 1)  # twice stays failed
     result.stdout.fnmatch_lines(["*2 failed, 2 passed, 3 rerun*"])
+
+
+def test_a_setup_that_fails_once_under_pytest_rerunfailures_is_flaky(
+    pytester: pytest.Pytester, flaky: Path
+) -> None:
+    pytester.makepyfile(
+        test_setup="""
+        import pytest
+        from test_flaky import fails_first
+
+        @pytest.fixture
+        def service():
+            fails_first("service")  # the service is not up at the first try
+
+        def test_uses(service):
+            pass
+        """
+    )
+    result, tests = run(pytester, "-p", "rerunfailures", "--reruns=1", "test_setup.py")
+    assert (tests["tests"]["passed"], tests["tests"]["errors"], tests["tests"]["flaky"]) == (
+        1,
+        0,
+        1,
+    )
+    [finding] = tests["findings"]
+    assert finding["rule_id"] == "flaky"
+    assert "service attempt 1 fails" in finding["message"]
+    result.stdout.fnmatch_lines(["*1 passed, 1 rerun in *"])

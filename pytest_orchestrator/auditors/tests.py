@@ -204,7 +204,8 @@ class TestsAuditor(Auditor):
                 line + 1 if line is not None else None,
             ]
         if str(report.outcome) == "rerun":  # a failed attempt that runs again
-            if report.when == "call":
+            # (pytest-rerunfailures also reruns a failed setup: a fixture that then works)
+            if report.when in ("setup", "call"):
                 self.reruns[report.nodeid] = self.reruns.get(report.nodeid, 0) + 1
                 self._rerun_messages.setdefault(report.nodeid, _message(report))
             return

@@ -25,11 +25,14 @@ shards' :class:`~pytest_orchestrator.models.Report` objects:
   finding formula when that formula reproduces every shard's own score, else the lowest
   shard score is kept (an agent's own score, a third-party formula).
 - the overall score and the gate are recomputed by :mod:`pytest_orchestrator.scoring` with
-  the settings recorded in the reports (``Report.config``).
+  the settings recorded in the reports (``Report.config``); per-path minimums
+  (``orchestrate_path_minimums``): a coverage group on the merged coverage, a finding
+  dimension's group as the first shard that audited it computed it.
 
 Refused (:class:`MergeError`, one line): shards of different projects or code (name,
 sources, files, lines of code, a file's statements or branches), different settings (target
-score, fail-on severities, weights, minimums, unavailable rule, coverage severities), a shard
+score, fail-on severities, weights, minimums, per-path minimums, unavailable rule, coverage
+severities), a shard
 without the ``tests`` or ``coverage`` dimension that another shard has, a shard that ran gap
 closure, the same run given twice, and report sections this module does not know how to
 combine. Harmless (noted where it matters): different rootdirs (paths in a report are
@@ -57,6 +60,7 @@ from pytest_orchestrator.models import (
     ConfigSummary,
     CoverageFile,
     Finding,
+    GateCondition,
     RemoteRun,
     Report,
     Severity,
@@ -154,6 +158,11 @@ def merge_reports(shards: Sequence[Shard], target_score: float | None = None) ->
     from pytest_orchestrator.scoring import evaluate_gate, overall_score
 
     score = overall_score(audits, settings)
+    verdict = evaluate_gate(score, audits, settings)
+    if config.path_minimums:
+        paths = _path_conditions(shards, audits, config, settings)
+        verdict.conditions += paths
+        verdict.passed = verdict.passed and all(c.passed for c in paths)
     first = shards[0].report
     report = Report(
         tool=ToolInfo(version=__version__),
@@ -164,12 +173,65 @@ def merge_reports(shards: Sequence[Shard], target_score: float | None = None) ->
         config=config,
         audits=audits,
         score=score,
-        verdict=evaluate_gate(score, audits, settings),
+        verdict=verdict,
         remote=_merge_remote(shards),
         agents=_merge_agents(shards),
         suppressions=_merge_suppressions(shards, notes),
     )
     return Merged(report=report, notes=notes)
+
+
+def _path_conditions(
+    shards: Sequence[Shard],
+    audits: Sequence[AuditResult],
+    config: ConfigSummary,
+    settings: OrchestrationConfig,
+) -> list[GateCondition]:
+    """The ``orchestrate_path_minimums`` conditions of the merged report, in their order:
+    a coverage group is computed again on the merged coverage
+    (:func:`pytest_orchestrator.scoring.path_conditions`); a finding dimension's group is
+    the first auditing shard's own condition (every shard audits the whole project, and
+    the group's lines of code are counted on its tree, which the merge may not have).
+
+    :raises MergeError: a line that is not ``PATTERN DIMENSION>=N``.
+    """
+    from pathlib import Path
+
+    from pytest_orchestrator.config import PathMinimum
+    from pytest_orchestrator.scoring import path_conditions
+
+    out: list[GateCondition] = []
+    for line in config.path_minimums:
+        pattern, _, rest = line.rpartition(" ")
+        dimension, _, minimum = rest.partition(">=")
+        try:
+            rule = PathMinimum(pattern=pattern, dimension=dimension, minimum=float(minimum))
+        except ValueError:
+            raise MergeError(
+                f"config.path_minimums has {line!r}; a report has 'PATTERN DIMENSION>=N'"
+            ) from None
+        name = f"path minimum {rule.pattern} {rule.dimension}"
+        if rule.dimension == "coverage":
+            one = settings.model_copy(update={"path_minimums": (rule,)})
+            out += path_conditions(audits, one, Path.cwd())
+            continue
+        found = [
+            c
+            for s in shards
+            if rule.dimension in s.report.config.dimensions
+            for c in s.report.verdict.conditions
+            if c.name == name
+        ]
+        out.append(
+            found[0]
+            if found
+            else GateCondition(
+                name=name,
+                passed=False,
+                message=f"{rule.pattern} {rule.dimension}: not measured (no shard audited it)",
+            )
+        )
+    return out
 
 
 def _merge_suppressions(shards: Sequence[Shard], notes: list[str]) -> SuppressionSummary | None:
@@ -317,6 +379,7 @@ def _check_config(shards: Sequence[Shard], target_score: float | None) -> Config
             "min_scores": config.min_scores,
             "unavailable": config.unavailable,
             "allow_unavailable": sorted(config.allow_unavailable),
+            "path_minimums": config.path_minimums,
         }
 
     expected = key(base)

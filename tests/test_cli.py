@@ -98,6 +98,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     here, there = base / "checkout-1", base / "checkout-2"
     shutil.copytree(DEMO, here)
     with (here / "pyproject.toml").open("a") as handle:
+        # per-path minimums (the pytest table is the file's last): the merge computes the
+        # coverage group again on the merged coverage
+        handle.write('orchestrate_path_minimums = "shop/cart.py coverage>=10"\n')
         handle.write("\n[tool.coverage.run]\nbranch = true\n")
     shutil.copytree(here, there)  # the second shard runs in another checkout, as on CI
     runs = Runs(
@@ -189,6 +192,11 @@ def test_merge_equals_the_unsharded_session(runs: Runs, tmp_path: Path) -> None:
     assert verdict_line in proc.stdout
     assert merged["verdict"] == full["verdict"]
     assert merged["score"] == full["score"]
+    paths = {c["name"]: c["message"] for c in merged["verdict"]["conditions"]}
+    # each shard missed lines of cart.py; merged, the group is fully covered, as unsharded
+    assert paths["path minimum shop/cart.py coverage"].startswith(
+        "shop/cart.py coverage 100.00 >= minimum 10.00 (1 file)"
+    )
     assert markdown.read_text().startswith("# Quality gate FAILED")
     # the second shard ran in another checkout: harmless, and said
     assert "different directories" in proc.stderr
@@ -215,6 +223,33 @@ def test_merge_equals_the_unsharded_session(runs: Runs, tmp_path: Path) -> None:
         assert findings_of(merged, dimension) == findings_of(full, dimension) != set()
     scores = {a["dimension"]: a["score"] for a in merged["audits"]}
     assert scores == {a["dimension"]: a["score"] for a in full["audits"]}
+
+
+def test_a_finding_dimension_s_path_minimum_is_the_shard_s_own(
+    runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the group's lines of code are counted on a shard's tree: its condition is kept
+    lint = "path minimum shop/** lint"
+    one, two = runs.load(runs.shard_1), runs.load(runs.shard_2)
+    for shard in (one, two):
+        shard["config"]["path_minimums"].append("shop/** lint>=99")
+    one["verdict"]["conditions"].append(
+        {"name": lint, "passed": False, "message": "shop/** lint 94.00 < minimum 99.00 (4 files)"}
+    )
+    out = tmp_path / "merged.json"
+    status, _, err = cli(
+        capsys, "merge", write(tmp_path / "1.json", one), write(tmp_path / "2.json", two), "-o", out
+    )
+    assert status == 1, err  # a test failed: pytest's status, as unsharded
+    conditions = {c["name"]: c for c in json.loads(out.read_text())["verdict"]["conditions"]}
+    assert conditions[lint]["message"] == "shop/** lint 94.00 < minimum 99.00 (4 files)"
+    assert conditions["path minimum shop/cart.py coverage"]["passed"]
+    # the shards must agree on the lines
+    two["config"]["path_minimums"] = ["shop/cart.py coverage>=10"]
+    status, _, err = cli(
+        capsys, "merge", write(tmp_path / "1.json", one), write(tmp_path / "2.json", two)
+    )
+    assert status == 2 and "path_minimums" in err and len(err.strip().splitlines()) == 1
 
 
 def test_exit_status_follows_the_merged_verdict(

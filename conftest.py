@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import coverage.tracer  # noqa: F401
 import pytest
@@ -18,20 +20,65 @@ import pytest_orchestrator.reports.terminal  # noqa: F401
 pytest_plugins = ["pytester"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``serial`` (a time limit that a busy machine could break) share one
-    pytest-xdist group: under ``-n`` (with ``--dist loadgroup``, set in ``addopts``) they
-    run one after another on one worker, never two of them at once."""
-    for item in items:
-        if item.get_closest_marker("serial") is not None:
-            item.add_marker(pytest.mark.xdist_group("serial"))
+#: Test files whose module-scoped fixtures are expensive (real projects downloaded and
+#: gated, the shard sessions of ``merge``, a compose project): under pytest-xdist each runs
+#: whole on one worker, so those fixtures are made once, not once per worker.
+ONE_WORKER_MODULES = frozenset(
+    {"tests/test_realproject.py", "tests/test_cli.py", "tests/test_remote_docker.py"}
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist=loadgroup`` (set in ``addopts``), with the files of :data:`ONE_WORKER_MODULES`
+    as groups of their own. (pytest-xdist 3.8 marks a group by appending ``@NAME`` to the
+    node id, which pytest 9 no longer lets a plugin change: its ``xdist_group`` marks have no
+    effect there, so the groups are chosen here, from the node ids the controller sees.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModuleGroups(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else super()._split_scope(nodeid)
+
+    return ModuleGroups(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _serial(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests marked ``serial`` (a time limit that a busy machine could break) hold one lock
+    shared by the pytest-xdist workers of the session: never two of them at once."""
+    if request.node.get_closest_marker("serial") is None:
+        yield
+        return
+    import fcntl  # POSIX, as the suite
+
+    # the workers' base temporary directories share a parent: the session's
+    lock = tmp_path_factory.getbasetemp().parent / "serial.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: twice the CPUs (at most four more). Much of this suite waits on child
+    processes (real agent CLIs retrying their API, timeouts waited out on purpose, the
+    Docker engine), so two workers per CPU keep the CPUs busy."""
+    cpus = os.cpu_count() or 1
+    return min(2 * cpus, cpus + 4)
 
 
 DEMO = Path(__file__).resolve().parent / "examples" / "demo"
 
 
 @pytest.fixture(autouse=True)
-def _tool_caches_outside_projects(
+def _child_session_environment(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keep tools' user caches out of the test projects.
@@ -40,8 +87,14 @@ def _tool_caches_outside_projects(
     stevedore, which caches entry points under ``$XDG_CACHE_HOME`` or ``~/.cache`` (unless
     the interpreter lives under /tmp). Without this, a ``.cache/`` directory appears in
     the project mid-test and tree hashes and ``git status`` differ.
+
+    The pytest sessions the tests start do not load hypothesis's plugin (this suite's
+    property tests run in the outer session): it costs each child session about 0.1 s, and
+    the suite starts over a thousand of them.
     """
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} -p no:hypothesispytest".strip())
 
 
 @pytest.fixture

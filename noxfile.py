@@ -52,4 +52,4 @@ FAST = [
 def fast(session: nox.Session) -> None:
     """The fast subset of the suite, on two xdist workers."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-n", "2", "-p", "no:randomly", *FAST, *session.posargs)
+    session.run("pytest", "-q", "-n", "auto", "-p", "no:randomly", *FAST, *session.posargs)

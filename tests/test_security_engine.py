@@ -130,6 +130,34 @@ def test_the_engine_follows_the_projects_configuration(
     assert ("B602", 8, "P0") in graded(audit)
 
 
+@pytest.mark.parametrize("engine", ["ruff", "bandit"])
+def test_findings_in_test_code_inside_a_package_are_left_out(
+    pytester: pytest.Pytester, engine: str
+) -> None:
+    # h11 and many others ship their tests inside the package: their asserts are no weakness,
+    # and test code is not in the size the score divides by (4: two asserts, an import of
+    # subprocess and a shell=True call)
+    pytester.makepyfile(
+        **{
+            "pkg/tests/__init__": "",
+            "pkg/tests/test_risky": "def test_a():\n    assert 1\n    assert 2\n",
+            "pkg/test_helpers": "import subprocess\n\n\ndef go(c):\n"
+            "    subprocess.call(c, shell=True)\n",
+            "pkg/checks": "def positive(x):\n    assert x > 0\n    return x\n",
+        }
+    )
+    audit = gate(pytester, f"orchestrate_security_engine = {engine}\n")
+
+    paths = {f["path"] for f in audit["findings"]}
+    assert "pkg/checks.py" in paths  # an assert in the package's own code stays
+    assert "pkg/risky.py" in paths
+    assert not {"pkg/tests/test_risky.py", "pkg/test_helpers.py"} & paths
+    assert audit["notes"] == [
+        "4 findings in test code inside the sources left out (test code is not in the size "
+        "the score divides by)"
+    ]
+
+
 def test_a_dot_bandit_file_is_applied(pytester: pytest.Pytester) -> None:
     (pytester.path / ".bandit").write_text("[bandit]\nskips = B602,B311\n")
     audit = gate(pytester)

@@ -1,7 +1,10 @@
 """The ``security`` dimension: ruff's flake8-bandit port or bandit over the project's
 sources, through their JSON output.
 
-Targets are the discovered sources (packages and top-level modules, not tests). The engine
+Targets are the discovered sources (packages and top-level modules, not tests); findings in
+test code inside them (a package's ``tests/`` directory, ``test_*.py``: see
+:func:`pytest_orchestrator.sources.is_test_file`) are left out with a note, as that code is
+not in the size the score divides by (an ``assert`` in a test is no weakness). The engine
 (ini ``orchestrate_security_engine``, :func:`engine`) is bandit when the project configures
 it (a ``[tool.bandit]`` table in ``pyproject.toml``, a ``.bandit`` file) and ruff's ``S``
 rules otherwise: on the rules both implement they find the same things (measured by
@@ -137,6 +140,7 @@ class RuffSecurityAuditor(RuffAuditor):
             if not _nosec(lines, finding.line, finding.rule_id):
                 findings.append(finding)
         notes = list(dict.fromkeys(notes))
+        findings = _outside_tests(findings, notes)
         result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool_version = distribution_version("ruff")
         return result
@@ -276,6 +280,7 @@ class BanditAuditor(CommandAuditor):
             f"{e.get('reason')}"
             for e in errors
         ]
+        findings = _outside_tests(findings, notes)
         result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool_version = distribution_version("bandit")
         return result
@@ -299,6 +304,20 @@ class BanditAuditor(CommandAuditor):
             tool=self.tool,
             url=str(item["more_info"]) if item.get("more_info") else None,
         )
+
+
+def _outside_tests(findings: list[Finding], notes: list[str]) -> list[Finding]:
+    """``findings`` without those in test code, a note in ``notes`` counting them."""
+    from pytest_orchestrator.sources import is_test_file
+
+    kept = [f for f in findings if f.path is None or not is_test_file(f.path)]
+    if len(kept) < len(findings):
+        left = len(findings) - len(kept)
+        notes.append(
+            f"{left} finding{'s' if left != 1 else ''} in test code inside the sources left out "
+            "(test code is not in the size the score divides by)"
+        )
+    return kept
 
 
 def _joined(

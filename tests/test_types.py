@@ -121,6 +121,26 @@ def test_a_real_pyright_run_finds_the_error_with_its_rule(
     assert messages["pkg/mod.py"] == "from the cache"
 
 
+def test_type_errors_in_test_code_inside_the_package_are_left_out(
+    pytester: pytest.Pytester,
+) -> None:
+    typed_project(pytester.path)
+    (pytester.path / "pkg" / "tests").mkdir()
+    (pytester.path / "pkg" / "tests" / "__init__.py").write_text("")
+    (pytester.path / "pkg" / "tests" / "test_inner.py").write_text(
+        "def test_inner() -> None:\n    value: int = 'text'\n    assert value\n"
+    )
+    pytester.runpytest_subprocess(
+        "--orchestrate", "--orchestrate-dimensions=tests,types", REPORT, "-p", "no:randomly"
+    )
+    types = types_of(pytester.path)
+    assert [f.path for f in types.findings] == ["pkg/mod.py"]
+    assert types.notes == [
+        "1 finding in test code inside the sources left out (test code is not in the size "
+        "the score divides by)"
+    ]
+
+
 def test_types_on_new_code(pytester: pytest.Pytester) -> None:
     typed_project(pytester.path)
     (pytester.path / "pkg" / "mod.py").write_text(TYPED.replace("VALUE: str", "VALUE: int"))

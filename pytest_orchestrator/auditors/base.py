@@ -197,3 +197,20 @@ def make_finding(
         recommendation=recommendation,
         fingerprint=fingerprint(rule_id, rel, anchor),
     )
+
+
+def outside_tests(findings: list[Finding], notes: list[str]) -> list[Finding]:
+    """``findings`` without those in test code (:func:`pytest_orchestrator.sources.is_test_file`),
+    with a note appended to ``notes`` counting them: for the dimensions whose size, the
+    project's lines of code, leaves test code out (security, types), so findings and size
+    cover the same files."""
+    from pytest_orchestrator.sources import is_test_file
+
+    kept = [f for f in findings if f.path is None or not is_test_file(f.path)]
+    if len(kept) < len(findings):
+        left = len(findings) - len(kept)
+        notes.append(
+            f"{left} finding{'s' if left != 1 else ''} in test code inside the sources left out "
+            "(test code is not in the size the score divides by)"
+        )
+    return kept

@@ -34,7 +34,7 @@ import pytest
 
 from pytest_orchestrator import suppressions
 from pytest_orchestrator.auditors import cache
-from pytest_orchestrator.auditors.base import AuditContext, make_finding
+from pytest_orchestrator.auditors.base import AuditContext, make_finding, outside_tests
 from pytest_orchestrator.auditors.lint import RuffAuditor
 from pytest_orchestrator.auditors.tools import (
     BackgroundCommand,
@@ -140,7 +140,7 @@ class RuffSecurityAuditor(RuffAuditor):
             if not _nosec(lines, finding.line, finding.rule_id):
                 findings.append(finding)
         notes = list(dict.fromkeys(notes))
-        findings = _outside_tests(findings, notes)
+        findings = outside_tests(findings, notes)
         result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool_version = distribution_version("ruff")
         return result
@@ -280,7 +280,7 @@ class BanditAuditor(CommandAuditor):
             f"{e.get('reason')}"
             for e in errors
         ]
-        findings = _outside_tests(findings, notes)
+        findings = outside_tests(findings, notes)
         result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool_version = distribution_version("bandit")
         return result
@@ -304,20 +304,6 @@ class BanditAuditor(CommandAuditor):
             tool=self.tool,
             url=str(item["more_info"]) if item.get("more_info") else None,
         )
-
-
-def _outside_tests(findings: list[Finding], notes: list[str]) -> list[Finding]:
-    """``findings`` without those in test code, a note in ``notes`` counting them."""
-    from pytest_orchestrator.sources import is_test_file
-
-    kept = [f for f in findings if f.path is None or not is_test_file(f.path)]
-    if len(kept) < len(findings):
-        left = len(findings) - len(kept)
-        notes.append(
-            f"{left} finding{'s' if left != 1 else ''} in test code inside the sources left out "
-            "(test code is not in the size the score divides by)"
-        )
-    return kept
 
 
 def _joined(

@@ -19,6 +19,10 @@ a note or pyright information P4; ``orchestrate_severity_map`` overrides them
 mypy stopping before it checks anything (exit status 2 without a syntax error, e.g.
 "Duplicate module named") makes the dimension unavailable with mypy's message.
 
+Findings in test code inside the sources (a package's ``tests/``, ``test_*.py``) are left
+out with a note, as for ``security``: the score divides by the project's lines of code,
+which leave test code out.
+
 **Cache.** A type checker's result for one file depends on the files it imports, so results
 are cached for the whole project: when no Python file, no configuration file, not the
 checker's version and not the installed packages (their ``.dist-info`` names on ``sys.path``,
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_orchestrator.auditors import cache
-from pytest_orchestrator.auditors.base import AuditContext, make_finding
+from pytest_orchestrator.auditors.base import AuditContext, make_finding, outside_tests
 from pytest_orchestrator.auditors.tools import (
     CommandAuditor,
     distribution_version,
@@ -244,7 +248,9 @@ class TypesAuditor(CommandAuditor):
                 )
                 continue
             findings.append(self._finding(context, item))
-        result = self.scored(context, findings, duration=seconds)
+        notes: list[str] = []
+        findings = outside_tests(findings, notes)
+        result = self.scored(context, findings, duration=seconds, notes=notes)
         result.tool = self.checker
         result.tool_version = distribution_version(self.checker) if self.checker == "mypy" else None
         return result

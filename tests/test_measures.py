@@ -48,6 +48,35 @@ def test_top_level_modules_are_measured_like_packages(
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_paths_aliases_map_an_installed_copy_to_the_tree(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    # pluggy's way: the tests run against the installed package, and .coveragerc's [paths]
+    # maps site-packages/pluggy/ to src/pluggy/ (coverage combine and pytest-cov apply it)
+    source = "def f(x):\n    if x:\n        return 1\n    return 2\n"
+    pytester.makepyfile(**{"src/pkg/__init__": "", "src/pkg/mod": source})
+    installed = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    (installed / "pkg").mkdir(parents=True)
+    (installed / "pkg" / "__init__.py").write_text("")
+    (installed / "pkg" / "mod.py").write_text(source)
+    monkeypatch.setenv("PYTHONPATH", str(installed))
+    pytester.makepyfile(test_mod="from pkg.mod import f\n\n\ndef test_f():\n    assert f(1) == 1\n")
+    (pytester.path / ".coveragerc").write_text(
+        "[run]\ninclude =\n  src/pkg/*\n  */site-packages/pkg/*\n\n"
+        "[paths]\nsource =\n  src/pkg/\n  */site-packages/pkg/\n"
+    )
+    result = pytester.runpytest_subprocess("--orchestrate", REPORT, *xdist)
+
+    assert result.ret in (0, 6), result.stdout.str()
+    files = {
+        f["path"]: (f["statements"], f["missing"])
+        for f in audit(load(pytester), "coverage")["coverage"]["files"]
+    }
+    # the installed copy's lines count for src/pkg/mod.py, as after `coverage combine`
+    assert files["src/pkg/mod.py"] == (4, 1)
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
 def test_subprocess_coverage_is_combined_and_leaves_no_data_file(
     pytester: pytest.Pytester, xdist: list[str]
 ) -> None:

@@ -26,7 +26,7 @@ from pytest_orchestrator.scoring import deductions_for, plural
 from pytest_orchestrator.severity import tool_severity
 
 if TYPE_CHECKING:
-    from coverage import Coverage
+    from coverage import Coverage, CoverageData
 
     from pytest_orchestrator.remote.session import RemoteSession
 
@@ -148,6 +148,9 @@ class CoverageAuditor(Auditor):
                 if remote is not None and remote.coverage_data is not None:
                     data.update(remote.coverage_data)
                 measurement.absorb_subprocesses(data)
+                if measurement.measured_by == "pytest-orchestrator":
+                    # (pytest-cov combined already; coverage run's data is the user's file)
+                    _apply_paths(cov, data)
                 # a file coverage.py cannot parse is skipped with a warning (turned into a
                 # finding below), not the end of the report for every file after it
                 cov.set_option("report:ignore_errors", True)
@@ -204,6 +207,31 @@ class CoverageAuditor(Auditor):
             severity_map=context.settings.severity_map,
             unparsable=unparsable,
         )
+
+
+def _apply_paths(cov: Coverage, data: CoverageData) -> None:
+    """Rename ``data``'s files by the project's ``[paths]`` aliases, as ``coverage
+    combine`` does (and pytest-cov, which combines): a project whose tests run against its
+    installed copy (``*/site-packages/pluggy/``) maps it to its tree (``src/pluggy/``).
+    Without this, the installed copy's lines were dropped as outside the rootdir and the
+    tree's files counted as never run. (coverage.py maps a path only to a file that
+    exists, as in ``combine``.)"""
+    from coverage.data import CoverageData as Data
+    from coverage.files import PathAliases
+
+    paths = cov.config.paths
+    if not paths:
+        return
+    aliases = PathAliases(relative=cov.config.relative_files)
+    for group in paths.values():
+        for pattern in group[1:]:
+            aliases.add(pattern, group[0])
+    renamed = Data(no_disk=True)
+    renamed.update(data, map_path=aliases.map)
+    if set(renamed.measured_files()) == set(data.measured_files()):
+        return
+    data.erase()
+    data.update(renamed)
 
 
 _NEVER_IMPORTED = re.compile(r"Module (\S+) was never imported")

@@ -51,10 +51,23 @@ def is_test_file(rel: str) -> bool:
     )
 
 
+#: Top-level packages that hold a project's examples, documentation or scripts, not the
+#: code it ships (pyparsing 3.3.3 has an ``examples`` package of 78 scripts): not sources,
+#: unless nothing else is.
+NOT_SHIPPED = {"examples", "example", "docs", "doc", "benchmarks", "benchmark", "bench", "scripts"}
+
+
 def find_sources(rootdir: Path) -> list[Path]:
-    """Importable packages and top-level modules under ``rootdir`` (absolute paths)."""
+    """Importable packages and top-level modules under ``rootdir`` (absolute paths); a
+    top-level package named in :data:`NOT_SHIPPED` only when nothing else is found."""
     if (rootdir / "__init__.py").exists():
         return [rootdir]
+    sources = _importable(rootdir)
+    shipped = [s for s in sources if not (s.is_dir() and s.name in NOT_SHIPPED)]
+    return shipped or sources
+
+
+def _importable(rootdir: Path) -> list[Path]:
     sources: list[Path] = []
     for base in (rootdir, rootdir / "src"):
         if not base.is_dir():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -397,3 +398,18 @@ def test_with_every_file_cached_the_bandit_worker_ends_unused(
         for name in ("first.json", "second.json")
     )
     assert second == first and len(first) == 2
+
+
+def test_examples_docs_and_scripts_packages_are_not_sources_unless_alone(tmp_path: Path) -> None:
+    # pyparsing 3.3.3 ships an `examples` package of 78 scripts beside `pyparsing`
+    for package in ("pyparsing", "examples", "docs", "scripts"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "pyparsing" / "examples").mkdir()  # inside the package: shipped code
+    (tmp_path / "pyparsing" / "examples" / "__init__.py").write_text("y = 2\n")
+
+    project = discover(tmp_path)
+    assert (project.sources, project.files) == (["pyparsing"], 2)
+
+    shutil.rmtree(tmp_path / "pyparsing")
+    assert discover(tmp_path).sources == ["docs", "examples", "scripts"]  # nothing else

@@ -37,6 +37,16 @@ def types_of(root: Path):  # type: ignore[no-untyped-def]
     return next(a for a in report.audits if a.dimension == "types")
 
 
+def plant_in_cache(root: Path, checker: str) -> None:
+    """Rewrite the cached message of pkg/mod.py's finding: a run that reports it was
+    answered from the cache."""
+    store = root / ".pytest_cache" / "d" / "orchestrator-audit-cache" / f"{checker}.json"
+    data = json.loads(store.read_text())
+    [item] = data["files"]["pkg/mod.py"]["payload"]["items"]
+    item["message"] = "from the cache"
+    store.write_text(json.dumps(data))
+
+
 def test_a_real_mypy_run_finds_the_error_and_its_cache_answers_the_second_run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -60,11 +70,7 @@ def test_a_real_mypy_run_finds_the_error_and_its_cache_answers_the_second_run(
     assert result.ret == 0
 
     # the second run is answered from the cache: a planted message proves it
-    store = pytester.path / ".pytest_cache" / "d" / "orchestrator-audit-cache" / "mypy.json"
-    data = json.loads(store.read_text())
-    [item] = data["files"]["pkg/mod.py"]["payload"]["items"]
-    item["message"] = "from the cache"
-    store.write_text(json.dumps(data))
+    plant_in_cache(pytester.path, "mypy")
     pytester.runpytest_subprocess(*args)
     assert [f.message for f in types_of(pytester.path).findings] == ["from the cache"]
     # a changed file: mypy runs again, over everything
@@ -73,9 +79,7 @@ def test_a_real_mypy_run_finds_the_error_and_its_cache_answers_the_second_run(
     assert "from the cache" not in types_of(pytester.path).findings[0].message
     # a package installed (a stub package, say): mypy runs again
     pytester.runpytest_subprocess(*args)
-    data = json.loads(store.read_text())
-    data["files"]["pkg/mod.py"]["payload"]["items"][0]["message"] = "from the cache"
-    store.write_text(json.dumps(data))
+    plant_in_cache(pytester.path, "mypy")
     (site / "types_fake-1.0.dist-info").mkdir()
     pytester.runpytest_subprocess(*args)
     assert "from the cache" not in types_of(pytester.path).findings[0].message
@@ -111,11 +115,7 @@ def test_a_real_pyright_run_finds_the_error_with_its_rule(
     ]
     assert result.ret == 0
     # the cache answers the second run, as for mypy: a planted message proves it
-    store = pytester.path / ".pytest_cache" / "d" / "orchestrator-audit-cache" / "pyright.json"
-    data = json.loads(store.read_text())
-    [item] = data["files"]["pkg/mod.py"]["payload"]["items"]
-    item["message"] = "from the cache"
-    store.write_text(json.dumps(data))
+    plant_in_cache(pytester.path, "pyright")
     pytester.runpytest_subprocess(*args)
     messages = {f.path: f.message for f in types_of(pytester.path).findings}
     assert messages["pkg/mod.py"] == "from the cache"

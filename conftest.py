@@ -49,21 +49,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def _serial(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """Tests marked ``serial`` (a time limit that a busy machine could break) hold one lock
-    shared by the pytest-xdist workers of the session: never two of them at once."""
-    if request.node.get_closest_marker("serial") is None:
-        yield
-        return
+    """Tests marked ``serial`` (a time limit that a busy machine could break) run alone:
+    under pytest-xdist every other test holds a shared lock while it runs, and a serial test
+    takes it exclusively, so it waits for the running tests to end and no test starts until
+    it ends. A second lock, taken briefly before the first, keeps a stream of other tests
+    from starving it. (The workers' base temporary directories share the session's as
+    their parent.)"""
     import fcntl  # POSIX, as the suite
 
-    # the workers' base temporary directories share a parent: the session's
-    lock = tmp_path_factory.getbasetemp().parent / "serial.lock"
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    serial = request.node.get_closest_marker("serial") is not None
+    base = tmp_path_factory.getbasetemp().parent
+    with (base / "serial.gate").open("a") as gate, (base / "serial.lock").open("a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        fcntl.flock(lock, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        if not serial:
+            fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

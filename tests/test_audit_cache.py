@@ -138,6 +138,26 @@ def test_cached_findings_equal_uncached_after_edit_delete_add(
     assert changed["security"]["notes"]  # bandit could not parse mod3.py
 
 
+def test_lint_and_security_both_on_ruff_keep_their_own_cache(
+    project: pytest.Pytester, commands: list[list[str]]
+) -> None:
+    """Without a bandit configuration security runs ruff too: an unchanged tree runs no
+    tool on the second session (the two ruff auditors once shared one cache file, and each
+    session found the other's key there: one of them ran in full every time)."""
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_text(PYPROJECT.split("[tool.bandit]")[0])
+    first = audits(project)
+    assert first["lint"]["findings"] and first["security"]["findings"]
+    assert len(commands) == 2
+    assert not [argv for argv in commands if "bandit" in " ".join(argv)]
+    for _ in range(2):
+        commands.clear()
+        assert audits(project) == first
+        assert commands == []
+    stores = {p.name for p in project.path.glob("**/orchestrator-audit-cache/ruff*.json")}
+    assert stores == {"ruff-security.json", "ruff.json"}
+
+
 def test_a_configuration_change_invalidates(
     project: pytest.Pytester, commands: list[list[str]]
 ) -> None:

@@ -305,10 +305,16 @@ def ruff_files(
 
 
 def ruff_plan(
-    context: AuditContext, ruff: str, options: list[str], listed: list[str] | None
+    context: AuditContext,
+    ruff: str,
+    options: list[str],
+    listed: list[str] | None,
+    store: str = "ruff.json",
 ) -> CachePlan | None:
     """The cache plan of ``ruff check OPTIONS .`` over the files it checks (``listed``:
-    :func:`ruff_files`), or None (no cache this session)."""
+    :func:`ruff_files`), or None (no cache this session). ``store`` names the cache file:
+    one per auditor running ruff (a file holds one key, so two auditors sharing one would
+    each find the other's key there and miss on every other run)."""
     if not enabled() or listed is None:
         return None
     rootdir = real_rootdir(context)
@@ -341,7 +347,7 @@ def ruff_plan(
                 *sorted(files),
             ]
         )
-        return make_plan(cache_dir(context) / "ruff.json", key, files)
+        return make_plan(cache_dir(context) / store, key, files)
     except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
         return None
 

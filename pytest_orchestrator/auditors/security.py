@@ -102,7 +102,9 @@ class RuffSecurityAuditor(RuffAuditor):
         targets = list(context.project.sources)
         options = argv[2 : -len(targets)]
         self._files = cache.ruff_files(context, argv[0], options, targets)
-        self._plan = cache.ruff_plan(context, argv[0], [*options, *targets], self._files)
+        self._plan = cache.ruff_plan(
+            context, argv[0], [*options, *targets], self._files, "ruff-security.json"
+        )
         if self._plan is None or self._plan.run is None:
             self.launch(argv, context)
         elif self._plan.run:

@@ -11,7 +11,10 @@ kind           tool     what is recognised (case-insensitive for comments)
 ``noqa``       ruff     ``# noqa``, ``# noqa: F401,E501``, ``# ruff: noqa``, ``# flake8: noqa``
 ``nosec``      bandit   ``# nosec``, ``# nosec B602``, ``# nosec: B602, B603``
 ``type-ignore`` mypy    ``# type: ignore``, ``# type: ignore[attr-defined]``, ``# pyright:
-                        ignore``
+                        ignore``; the file-level settings that loosen a checker:
+                        ``# mypy: ignore-errors``, ``# mypy: disable-error-code=...``,
+                        ``# pyright: basic``, ``# pyright: reportX=false`` (or ``none``,
+                        ``information``, ``warning``)
 ``no-cover``   coverage ``# pragma: no cover`` (coverage.py's default exclusion)
 ``no-branch``  coverage ``# pragma: no branch`` (coverage.py's default partial-branch exclusion)
 ``skip``       pytest   ``mark.skip``/``mark.skipif`` (decorators, ``pytestmark``,
@@ -63,6 +66,10 @@ _PATTERN = re.compile(
     rf"(?P<noqa>(?:(?:ruff|flake8)[ \t]*:[ \t]*)?noqa\b(?:[ \t]*:[ \t]*(?P<noqa_codes>{_CODES}))?)"
     r"|(?P<nosec>nosec\b(?:[ \t]*:?[ \t]*(?P<nosec_codes>B[0-9]+(?:[\s,]+B[0-9]+)*))?)"
     r"|(?P<type_ignore>(?:type|pyright)[ \t]*:[ \t]*ignore\b(?:\[(?P<type_codes>[^\]\n]*)\])?)"
+    # a checker's file-level settings that loosen it: the whole comment is the directive
+    r"|(?P<loosened>mypy[ \t]*:(?=[^\n]*\b(?:ignore[-_]errors|disable[-_]error[-_]code)\b)[^\n]*"
+    r"|pyright[ \t]*:(?=[ \t]*basic\b"
+    r"|[^\n]*\breport\w+[ \t]*=[ \t]*(?:false|none|information|warning)\b)[^\n]*)"
     r"|(?P<pragma>pragma[ \t]*:?[ \t]*no[ \t]*(?P<what>cover|branch)\b)"
     r"))"
     r"|(?P<skip>\bmark\.skip(?:if)?\b|\bpytest\.(?:skip|importorskip)[ \t]*\("
@@ -72,10 +79,12 @@ _PATTERN = re.compile(
     re.IGNORECASE,
 )
 #: Cheap first look: a file without any of these words has no suppression.
-_ANY = re.compile(r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure", re.IGNORECASE)
+_ANY = re.compile(
+    r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure|mypy|pyright", re.IGNORECASE
+)
 _NEWLINE = re.compile("\n")
 #: Bumped when what :func:`scan` finds changes: cached scans of an older format are dropped.
-_SCAN_FORMAT = "1"
+_SCAN_FORMAT = "2"
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,8 @@ def _kind(match: re.Match[str]) -> tuple[Kind, tuple[str, ...]]:
         return "nosec", _codes(match.group("nosec_codes"))
     if match.group("type_ignore"):
         return "type-ignore", _codes(match.group("type_codes"), r"\s*,\s*")
+    if match.group("loosened"):
+        return "type-ignore", ()
     if match.group("pragma"):
         return ("no-cover" if match.group("what").lower() == "cover" else "no-branch"), ()
     if match.group("skip"):
@@ -335,9 +346,10 @@ def _from_row(row: object) -> Suppression:
 
 
 def strip(text: str, lines: Iterable[int]) -> str:
-    """``text`` with the comment directives (noqa, nosec, type: ignore, pragma: no cover/no
-    branch) on the 1-based ``lines`` removed, the rest of each line kept: measuring the
-    text is then measuring as if those suppressions were never written."""
+    """``text`` with the comment directives (noqa, nosec, type: ignore and the loosening
+    ``# mypy:``/``# pyright:`` settings, pragma: no cover/no branch) on the 1-based
+    ``lines`` removed, the rest of each line kept: measuring the text is then measuring as
+    if those suppressions were never written."""
     wanted = set(lines)
     if not wanted:
         return text

@@ -426,3 +426,83 @@ def test_a_rule_file_replaced_by_a_link_is_measured_as_it_was(repo: Path) -> Non
     assert not iteration.accepted
     assert "rules-changed" in {g.name for g in iteration.integrity}
     assert (repo / "pyproject.toml").is_file() and not (repo / "pyproject.toml").is_symlink()
+
+
+#: A module with one type error (an int annotated variable given a str).
+TYPED = "def half(x: int) -> int:\n    value: int = 'text'\n    return x // 2 + len(str(value))\n"
+PYRIGHT_BIN = Path(__file__).resolve().parent / "pyright" / "node_modules" / ".bin"
+#: checker -> (its configuration: file and text, the agent that silences the error, the
+#: integrity check expected under --orchestrate-confirm=no)
+TYPE_GAMING = {
+    "mypy-ignore-errors": (
+        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
+        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
+        "typed.write_text('# mypy: ignore-errors\\n' + typed.read_text())",
+        "suppression-added",
+    ),
+    "mypy-disable-error-code": (
+        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
+        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
+        "typed.write_text('# mypy: disable-error-code=\"assignment\"\\n' + typed.read_text())",
+        "suppression-added",
+    ),
+    "pyright-basic-comment": (
+        ("pyrightconfig.json", '{"include": ["pkg"], "typeCheckingMode": "standard"}\n'),
+        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
+        "typed.write_text('# pyright: reportAssignmentType=false\\n' + typed.read_text())",
+        "suppression-added",
+    ),
+    "pyrightconfig-json": (
+        ("pyrightconfig.json", '{"include": ["pkg"], "typeCheckingMode": "standard"}\n'),
+        "from pathlib import Path\nPath('pyrightconfig.json').write_text("
+        '\'{"include": ["pkg"], "reportAssignmentType": "none"}\\n\')',
+        "rules-changed",
+    ),
+}
+
+
+@pytest.mark.parametrize("confirm", ["no", "yes"])
+@pytest.mark.parametrize("case", sorted(TYPE_GAMING))
+def test_an_agent_that_loosens_the_type_checker_is_never_accepted(
+    repo: Path, case: str, confirm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the types dimension on, a type error silenced by a file-level checker setting
+    (a suppression, measured as absent) or by the checker's own configuration file (a rule
+    file, measured as it was) is not a fix."""
+    (config, text), source, check = TYPE_GAMING[case]
+    if case.startswith("pyright"):
+        if not (PYRIGHT_BIN / "pyright").exists():
+            missing = "pyright is not installed: npm ci --prefix tests/pyright"
+            if os.environ.get("ORCHESTRATOR_REQUIRE_PYRIGHT") == "1":
+                pytest.fail(f"ORCHESTRATOR_REQUIRE_PYRIGHT=1 but {missing}")
+            pytest.skip(missing)
+        monkeypatch.setenv("PATH", f"{PYRIGHT_BIN}{os.pathsep}{os.environ['PATH']}")
+    (repo / config).write_text(text)
+    (repo / "pkg" / "typed.py").write_text(TYPED)
+    with (repo / ".gitignore").open("a") as ignore:
+        ignore.write(".mypy_cache/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "typed")
+    before = everything(repo)
+    done, report = gate(
+        repo,
+        agent(repo, source),
+        f"--orchestrate-confirm={confirm}",
+        "--orchestrate-dimensions=tests,coverage,lint,security,types",
+    )
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted, (iteration, done.stdout)
+    [types] = [a for a in report.audits if a.dimension == "types"]
+    assert types.status == "ok", types.reason
+    assert [f.path for f in types.findings] == ["pkg/typed.py"], types.findings
+    if confirm == "no":
+        assert check in {g.name for g in iteration.integrity}, iteration
+    else:
+        assert iteration.reason.startswith("no finding of the iteration's start was resolved")
+    assert report.score.overall == report.loop.initial_score
+    after = everything(repo)
+    assert {k: v for k, v in after.items() if ".mypy_cache" not in k} == {
+        k: v for k, v in before.items() if ".mypy_cache" not in k
+    }

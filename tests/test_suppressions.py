@@ -90,6 +90,34 @@ def test_strip_removes_only_the_comment_directives_of_the_given_lines() -> None:
     assert strip(SOURCE, [2]).split("\n")[0] == "import os  # noqa: F401"
 
 
+CHECKER_SETTINGS = """# mypy: ignore-errors
+# mypy: allow-untyped-defs, disable-error-code="assignment"
+# mypy: disallow-untyped-defs
+# pyright: basic
+# pyright: strict
+# pyright: reportAssignmentType=false, reportUnusedImport=true
+# pyright: reportUnusedImport=error
+text = "# mypy: ignore-errors in a string is no suppression"
+"""
+
+
+def test_file_level_settings_that_loosen_a_type_checker_are_suppressions() -> None:
+    """A checker's settings written in the file that turn checks off or down count, as
+    type-ignore; the ones that turn checks on or up do not."""
+    found = [(s.line, s.kind, s.text) for s in scan(CHECKER_SETTINGS)]
+    assert found == [
+        (1, "type-ignore", "# mypy: ignore-errors"),
+        (2, "type-ignore", '# mypy: allow-untyped-defs, disable-error-code="assignment"'),
+        (4, "type-ignore", "# pyright: basic"),
+        (6, "type-ignore", "# pyright: reportAssignmentType=false, reportUnusedImport=true"),
+    ]
+    stripped = strip(CHECKER_SETTINGS, range(1, 9)).split("\n")
+    assert [stripped[i] for i in (0, 1, 3, 5)] == ["", "", "", ""]
+    assert stripped[2] == "# mypy: disallow-untyped-defs"
+    assert stripped[4] == "# pyright: strict"
+    assert stripped[7] == CHECKER_SETTINGS.split("\n")[7]
+
+
 def test_added_ignores_suppressions_that_were_there() -> None:
     old = "import os  # noqa: F401\nvalue = 1\n"
     new = "import os, re  # noqa: F401\nvalue = 2  # noqa: E501\n"

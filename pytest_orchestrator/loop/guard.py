@@ -99,6 +99,8 @@ class GuardSettings:
         "ruff.toml",
         ".ruff.toml",
         "mypy.ini",
+        ".mypy.ini",
+        "pyrightconfig.json",
         ".bandit",
     )
     confirm_at: Risk = "medium"

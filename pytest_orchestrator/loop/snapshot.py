@@ -488,8 +488,8 @@ def _scan_internals(
 
 # --------------------------------------------------------------------------- files
 
-#: Names of the files that decide what is measured (pytest's, coverage's, ruff's, bandit's
-#: and mypy's configuration, conftest.py) or ignored (``.gitignore``): a snapshot copies
+#: Names of the files that decide what is measured (pytest's, coverage's, ruff's, bandit's,
+#: mypy's and pyright's configuration, conftest.py) or ignored (``.gitignore``): a snapshot copies
 #: them even where git ignores them, and gap closure measures with their state at the
 #: session's start (``loop.integrity``).
 RULE_NAMES = frozenset(
@@ -505,6 +505,7 @@ RULE_NAMES = frozenset(
         ".bandit",
         "mypy.ini",
         ".mypy.ini",
+        "pyrightconfig.json",
         "conftest.py",
         ".gitignore",
     }

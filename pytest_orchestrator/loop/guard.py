@@ -93,7 +93,10 @@ class GuardSettings:
         "requirements*.txt",
         # the settings the gate measures with: changing them games the score
         "conftest.py",
+        "pytest.toml",
+        ".pytest.toml",
         "pytest.ini",
+        ".pytest.ini",
         "tox.ini",
         ".coveragerc",
         "ruff.toml",

@@ -489,7 +489,8 @@ def _scan_internals(
 # --------------------------------------------------------------------------- files
 
 #: Names of the files that decide what is measured (pytest's, coverage's, ruff's, bandit's,
-#: mypy's and pyright's configuration, conftest.py) or ignored (``.gitignore``): a snapshot copies
+#: mypy's and pyright's configuration, conftest.py) or ignored (``.gitignore``, and
+#: ``.ignore``, which ruff honours as well): a snapshot copies
 #: them even where git ignores them, and gap closure measures with their state at the
 #: session's start (``loop.integrity``).
 RULE_NAMES = frozenset(
@@ -497,6 +498,8 @@ RULE_NAMES = frozenset(
         "pyproject.toml",
         "setup.cfg",
         "tox.ini",
+        "pytest.toml",
+        ".pytest.toml",
         "pytest.ini",
         ".pytest.ini",
         ".coveragerc",
@@ -508,6 +511,7 @@ RULE_NAMES = frozenset(
         "pyrightconfig.json",
         "conftest.py",
         ".gitignore",
+        ".ignore",
     }
 )
 #: Ignored rule files up to this size (bytes) are copied (see :data:`RULE_NAMES`).

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_orchestrator.loop.integrity import REFUSED
 from pytest_orchestrator.models import Report
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX paths and git")
@@ -450,6 +451,12 @@ TYPE_GAMING = {
         "typed.write_text('# mypy: disable-error-code=\"assignment\"\\n' + typed.read_text())",
         "suppression-added",
     ),
+    "mypy-stub-beside-the-module": (
+        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
+        "from pathlib import Path\n"
+        "Path('pkg/typed.pyi').write_text('def half(x: int) -> int: ...\\n')",
+        "shadowing-module",
+    ),
     "pyright-basic-comment": (
         ("pyrightconfig.json", '{"include": ["pkg"], "typeCheckingMode": "standard"}\n'),
         "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
@@ -501,7 +508,7 @@ def test_an_agent_that_loosens_the_type_checker_is_never_accepted(
     [types] = [a for a in report.audits if a.dimension == "types"]
     assert types.status == "ok", types.reason
     assert [f.path for f in types.findings] == ["pkg/typed.py"], types.findings
-    if confirm == "no":
+    if confirm == "no" or check in REFUSED:
         assert check in {g.name for g in iteration.integrity}, iteration
     else:
         assert iteration.reason.startswith("no finding of the iteration's start was resolved")

@@ -655,6 +655,7 @@ class Loop:
         checks += integrity.inspect_tests(root, self.origin, since_start, start)
         checks += integrity.inspect_code(root, self.origin, since_start, start.plugins)
         checks += integrity.inspect_shadowing(root, [c.path for c in changes.changes])
+        checks += integrity.inspect_stubs(root, changes)
         checks += integrity.inspect_hidden(changes)
         return checks
 

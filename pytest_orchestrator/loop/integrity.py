@@ -45,11 +45,14 @@ check                    risk    fired by
                                  (``sys.settrace``), ``sys.modules[...]``, patched
                                  ``pytest.X =`` or builtins, ``import coverage``
 ``shadowing-module``     high    a module added where Python imports from that hides an
-                                 installed one (``tests/gzip.py``)
+                                 installed one (``tests/gzip.py``), or a stub added beside a
+                                 module of the tree (``pkg/mod.pyi``: mypy checks the stub
+                                 instead of the code)
 ``hidden-files``         high    files created or changed under ignored paths, or a new
                                  nested repository (caches excepted)
-``suppression-added``    medium  a noqa, nosec, type: ignore or pragma comment added
-                                 (measured as absent)
+``suppression-added``    medium  a noqa, nosec, type: ignore or pragma comment, or a
+                                 ``# mypy:``/``# pyright:`` setting that loosens the
+                                 checker, added (measured as absent)
 ``rules-changed``        medium  a rule file changed, added or deleted (measured with the
                                  session's version)
 =======================  ======  ==========================================================
@@ -546,6 +549,32 @@ def inspect_shadowing(
             "shadowing-module",
             "high",
             f"a module that hides an installed one added where Python imports from: "
+            f"{_listed(found)}",
+            always=True,
+        )
+    ]
+
+
+def inspect_stubs(root: Path, changes: ChangeSet) -> list[GuardCheck]:
+    """``shadowing-module``: a stub (``.pyi``) added beside a module of the tree
+    (``pkg/mod.pyi`` beside ``pkg/mod.py``, ``pkg/__init__.pyi`` beside
+    ``pkg/__init__.py``): mypy then reads the stub and no longer checks the module's code,
+    so its type errors vanish without a fix."""
+    found = [
+        f"{change.path} (hides {change.path[:-1]})"
+        for change in changes.changes
+        if change.kind == "added"
+        and not change.ignored
+        and change.path.endswith(".pyi")
+        and (root / change.path[:-1]).is_file()
+    ]
+    if not found:
+        return []
+    return [
+        GuardCheck(
+            "shadowing-module",
+            "high",
+            f"a stub added beside a module, which mypy then checks instead of its code: "
             f"{_listed(found)}",
             always=True,
         )

@@ -9,14 +9,14 @@ that deselects what fails. Four rules make that impossible or useless:
    coverage's, ruff's, bandit's, mypy's and pyright's configuration, every
    ``conftest.py``, every ``.gitignore``) and every other module of the tree that pytest
    loaded as a plugin is put back as it was when the loop started, for the time of the
-   re-audit (:class:`MeasuredView`);
-   ones the agent added are set aside. The agent may still change them (a guard check).
+   re-audit (:class:`MeasuredView`); ones the agent added are set aside. The agent may
+   still change them (a guard check).
 2. **A suppression is not a fix.** Comment suppressions the agent added (``noqa``, ``nosec``,
    ``type: ignore`` and the ``# mypy:``/``# pyright:`` settings that loosen a checker,
    ``pragma: no cover``/``no branch``) are deleted from the measured tree, so its findings
-   count as if they had never been written; a test that ran at the
-   session's start and is now skipped, xfailed, deselected or gone counts as failed (the
-   ``tests`` auditor's oracle); skip and xfail markers or calls the agent added, and
+   count as if they had never been written; a test that ran at the session's start and is
+   now skipped, xfailed, deselected or gone counts as failed (the ``tests`` auditor's
+   oracle); skip and xfail markers or calls the agent added, and
    collection hooks (``pytest_plugins``, ``def pytest_...``), are guard checks.
 3. **The tests are the oracle.** Every test that ran at the start still runs; a failing
    test the agent edited, an existing test with fewer or changed assertions (an expected

@@ -490,9 +490,9 @@ def _scan_internals(
 
 #: Names of the files that decide what is measured (pytest's, coverage's, ruff's, bandit's,
 #: mypy's and pyright's configuration, conftest.py) or ignored (``.gitignore``, and
-#: ``.ignore``, which ruff honours as well): a snapshot copies
-#: them even where git ignores them, and gap closure measures with their state at the
-#: session's start (``loop.integrity``).
+#: ``.ignore``, which ruff honours as well): a snapshot copies them even where git ignores
+#: them, and gap closure measures with their state at the session's start
+#: (``loop.integrity``).
 RULE_NAMES = frozenset(
     {
         "pyproject.toml",

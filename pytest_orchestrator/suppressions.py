@@ -8,7 +8,8 @@ the ones in the tree so the baseline ratchet can fail when their number grows.
 =============  =======  ========================================================================
 kind           tool     what is recognised (case-insensitive for comments)
 =============  =======  ========================================================================
-``noqa``       ruff     ``# noqa``, ``# noqa: F401,E501``, ``# ruff: noqa``, ``# flake8: noqa``
+``noqa``       ruff     ``# noqa``, ``# noqa: F401,E501``, ``# ruff: noqa``, ``# flake8: noqa``,
+                        ``# ruff: disable[F401]`` (a range, until ``# ruff: enable[F401]``)
 ``nosec``      bandit   ``# nosec``, ``# nosec B602``, ``# nosec: B602, B603``
 ``type-ignore`` mypy    ``# type: ignore``, ``# type: ignore[attr-defined]``, ``# pyright:
                         ignore``; the file-level settings that loosen a checker:
@@ -64,6 +65,7 @@ _CODES = r"[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*"
 _PATTERN = re.compile(
     r"(?P<comment>#[ \t]*(?:"
     rf"(?P<noqa>(?:(?:ruff|flake8)[ \t]*:[ \t]*)?noqa\b(?:[ \t]*:[ \t]*(?P<noqa_codes>{_CODES}))?)"
+    r"|(?P<ruff_disable>ruff[ \t]*:[ \t]*disable\b(?:\[(?P<disable_codes>[^\]\n]*)\])?)"
     r"|(?P<nosec>nosec\b(?:[ \t]*:?[ \t]*(?P<nosec_codes>B[0-9]+(?:[\s,]+B[0-9]+)*))?)"
     r"|(?P<type_ignore>(?:type|pyright)[ \t]*:[ \t]*ignore\b(?:\[(?P<type_codes>[^\]\n]*)\])?)"
     # a checker's file-level settings that loosen it: the whole comment is the directive
@@ -80,11 +82,11 @@ _PATTERN = re.compile(
 )
 #: Cheap first look: a file without any of these words has no suppression.
 _ANY = re.compile(
-    r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure|mypy|pyright", re.IGNORECASE
+    r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure|mypy|pyright|disable", re.IGNORECASE
 )
 _NEWLINE = re.compile("\n")
 #: Bumped when what :func:`scan` finds changes: cached scans of an older format are dropped.
-_SCAN_FORMAT = "2"
+_SCAN_FORMAT = "3"
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ def _codes(text: str | None, separators: str = r"[\s,]+") -> tuple[str, ...]:
 def _kind(match: re.Match[str]) -> tuple[Kind, tuple[str, ...]]:
     if match.group("noqa"):
         return "noqa", _codes(match.group("noqa_codes"))
+    if match.group("ruff_disable"):
+        return "noqa", _codes(match.group("disable_codes"), r"\s*,\s*")
     if match.group("nosec"):
         return "nosec", _codes(match.group("nosec_codes"))
     if match.group("type_ignore"):

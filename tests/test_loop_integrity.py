@@ -184,6 +184,12 @@ GAMING = {
         EDIT + "edit('tests/test_run.py', 'import os', 'import os  # noqa: F401')",
         "suppression-added",
     ),
+    "ruff-disable-range": (
+        EDIT
+        + "edit('tests/test_run.py', 'import os\\n', "
+        + "'# ruff: disable[F401]\\nimport os\\n# ruff: enable[F401]\\n')",
+        "suppression-added",
+    ),
     "nosec": (
         EDIT + "edit('pkg/run.py', 'check=False)', 'check=False)  # nosec')",
         "suppression-added",

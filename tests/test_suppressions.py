@@ -90,6 +90,15 @@ def test_strip_removes_only_the_comment_directives_of_the_given_lines() -> None:
     assert strip(SOURCE, [2]).split("\n")[0] == "import os  # noqa: F401"
 
 
+def test_a_ruff_disable_range_is_a_noqa() -> None:
+    """ruff's range suppressions (``# ruff: disable[...]`` until ``# ruff: enable[...]``)
+    silence every line between: the opening comment is the suppression."""
+    text = "# ruff: disable[F401, E501]\nimport os\n# ruff: enable[F401, E501]\nx = 1\n"
+    found = [(s.line, s.kind, s.text, s.rules) for s in scan(text)]
+    assert found == [(1, "noqa", "# ruff: disable[F401, E501]", ("F401", "E501"))]
+    assert strip(text, [1]).split("\n")[:2] == ["", "import os"]
+
+
 CHECKER_SETTINGS = """# mypy: ignore-errors
 # mypy: allow-untyped-defs, disable-error-code="assignment"
 # mypy: disallow-untyped-defs

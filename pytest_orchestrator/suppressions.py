@@ -15,7 +15,8 @@ kind           tool     what is recognised (case-insensitive for comments)
                         ignore``; the file-level settings that loosen a checker:
                         ``# mypy: ignore-errors``, ``# mypy: disable-error-code=...``,
                         ``# pyright: basic``, ``# pyright: reportX=false`` (or ``none``,
-                        ``information``, ``warning``)
+                        ``information``, ``warning``); the ``@typing.no_type_check``
+                        decorator (mypy and pyright then check nothing in its function)
 ``no-cover``   coverage ``# pragma: no cover`` (coverage.py's default exclusion)
 ``no-branch``  coverage ``# pragma: no branch`` (coverage.py's default partial-branch exclusion)
 ``skip``       pytest   ``mark.skip``/``mark.skipif`` (decorators, ``pytestmark``,
@@ -48,7 +49,8 @@ from typing import Literal, cast
 Kind = Literal["noqa", "nosec", "type-ignore", "no-cover", "no-branch", "skip", "xfail"]
 #: The kinds, in report order.
 KINDS: tuple[Kind, ...] = ("noqa", "nosec", "type-ignore", "no-cover", "no-branch", "skip", "xfail")
-#: Kinds written as comments: measuring as if absent means deleting the directive.
+#: Kinds written as comments (and the no_type_check decorator, a type-ignore): measuring as
+#: if absent means deleting the directive.
 COMMENT_KINDS: frozenset[str] = frozenset({"noqa", "nosec", "type-ignore", "no-cover", "no-branch"})
 #: The tool each kind silences, and the dimension its findings belong to.
 TOOLS: dict[str, tuple[str, str]] = {
@@ -74,6 +76,7 @@ _PATTERN = re.compile(
     r"|[^\n]*\breport\w+[ \t]*=[ \t]*(?:false|none|information|warning)\b)[^\n]*)"
     r"|(?P<pragma>pragma[ \t]*:?[ \t]*no[ \t]*(?P<what>cover|branch)\b)"
     r"))"
+    r"|(?P<no_type_check>@[ \t]*(?:\w+[ \t]*\.[ \t]*)?no_type_check\b)"
     r"|(?P<skip>\bmark\.skip(?:if)?\b|\bpytest\.(?:skip|importorskip)[ \t]*\("
     r"|@[ \t]*unittest\.skip(?:If|Unless)?\b|\.skipTest[ \t]*\("
     r"|\braise[ \t]+(?:unittest\.)?SkipTest\b)"
@@ -82,11 +85,12 @@ _PATTERN = re.compile(
 )
 #: Cheap first look: a file without any of these words has no suppression.
 _ANY = re.compile(
-    r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure|mypy|pyright|disable", re.IGNORECASE
+    r"noqa|nosec|ignore|pragma|skip|xfail|expectedFailure|mypy|pyright|disable|no_type_check",
+    re.IGNORECASE,
 )
 _NEWLINE = re.compile("\n")
 #: Bumped when what :func:`scan` finds changes: cached scans of an older format are dropped.
-_SCAN_FORMAT = "3"
+_SCAN_FORMAT = "4"
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ def _kind(match: re.Match[str]) -> tuple[Kind, tuple[str, ...]]:
         return "nosec", _codes(match.group("nosec_codes"))
     if match.group("type_ignore"):
         return "type-ignore", _codes(match.group("type_codes"), r"\s*,\s*")
-    if match.group("loosened"):
+    if match.group("loosened") or match.group("no_type_check"):
         return "type-ignore", ()
     if match.group("pragma"):
         return ("no-cover" if match.group("what").lower() == "cover" else "no-branch"), ()

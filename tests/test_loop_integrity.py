@@ -457,6 +457,12 @@ TYPE_GAMING = {
         "typed.write_text('# mypy: disable-error-code=\"assignment\"\\n' + typed.read_text())",
         "suppression-added",
     ),
+    "no-type-check-decorator": (
+        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
+        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
+        "typed.write_text('import typing\\n\\n\\n@typing.no_type_check\\n' + typed.read_text())",
+        "suppression-added",
+    ),
     "mypy-stub-beside-the-module": (
         ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
         "from pathlib import Path\n"

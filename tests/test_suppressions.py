@@ -99,6 +99,21 @@ def test_a_ruff_disable_range_is_a_noqa() -> None:
     assert strip(text, [1]).split("\n")[:2] == ["", "import os"]
 
 
+def test_the_no_type_check_decorator_is_a_type_ignore() -> None:
+    text = (
+        "import typing\n\n\n@typing.no_type_check\ndef f(x: int) -> int:\n    return x\n\n\n"
+        "class C:\n    @no_type_check  # later\n    def g(self) -> None:\n        pass\n"
+    )
+    found = [(s.line, s.kind, s.text) for s in scan(text)]
+    assert found == [
+        (4, "type-ignore", "@typing.no_type_check"),
+        (10, "type-ignore", "@no_type_check"),
+    ]
+    lines = strip(text, [4, 10]).split("\n")
+    assert (lines[3], lines[9]) == ("", "# later")
+    compile(strip(text, [4, 10]), "t.py", "exec")  # still Python
+
+
 CHECKER_SETTINGS = """# mypy: ignore-errors
 # mypy: allow-untyped-defs, disable-error-code="assignment"
 # mypy: disallow-untyped-defs

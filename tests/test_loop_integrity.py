@@ -564,3 +564,37 @@ def test_a_pytest_toml_the_agent_adds_does_not_replace_the_project_s_settings(
     messages = [f.message for a in report.audits if a.dimension == "tests" for f in a.findings]
     assert any("test_old_call" in message for message in messages), messages
     assert not (repo / name).exists()
+
+
+@pytest.mark.parametrize(
+    ("package", "statement"),
+    [
+        (True, "from tests.expected import MUL_3_3"),
+        (True, "from .expected import MUL_3_3"),
+        (False, "from expected import MUL_3_3"),
+    ],
+    ids=["absolute", "relative", "beside-the-test"],
+)
+def test_an_expected_value_changed_in_a_helper_module_is_an_edit_of_the_failing_test(
+    repo: Path, package: bool, statement: str
+) -> None:
+    """The failing test reads its expected value from a module of test code beside it:
+    changing the value there changes the test as much as changing it in the test."""
+    (repo / "tests" / "expected.py").write_text("MUL_3_3 = 9\n")
+    if package:
+        (repo / "tests" / "__init__.py").write_text("")
+    test = repo / "tests" / "test_calc.py"
+    text = test.read_text().replace("mul(3, 3) == 9", "mul(3, 3) == MUL_3_3")
+    test.write_text(f"{statement}\n{text}")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "expected values in a module")
+    source = EDIT + "edit('tests/expected.py', 'MUL_3_3 = 9', 'MUL_3_3 = 6')"
+    done, report = gate(repo, agent(repo, source), "--orchestrate-confirm=yes")
+
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert not iteration.accepted, (iteration, done.stdout)
+    [check] = [g for g in iteration.integrity if g.name == "failing-test-edited"]
+    assert check.message == (
+        "tests/test_calc.py::test_mul failed before and imports tests/expected.py, which changed"
+    )

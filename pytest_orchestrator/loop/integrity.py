@@ -31,7 +31,8 @@ check                    risk    fired by
 =======================  ======  ==========================================================
 ``failing-test-edited``  high    a test that failed (or errored) at the session's start was
                                  changed, or its module around the tests (a fixture, helper,
-                                 constant or name changed, removed or added)
+                                 constant or name changed, removed or added), or a module of
+                                 test code it imports (``tests/expected.py``)
 ``test-weakened``        high    an assertion of an existing test removed or changed (an
                                  expected value, a name it compares), or its decorators
                                  (parametrization) changed
@@ -375,6 +376,7 @@ def inspect_tests(
                 edited.append(
                     (nodeid, "had its module changed around it (fixtures, helpers, constants)")
                 )
+    edited += _helpers_changed(origin, set(paths) - by_file.keys(), by_file, start)
     checks: list[GuardCheck] = []
     if edited:
         first = f"{edited[0][0]} failed before and {edited[0][1]}"
@@ -412,6 +414,76 @@ def inspect_tests(
             )
         )
     return checks
+
+
+def _helpers_changed(
+    origin: Origin,
+    paths: set[str],
+    by_file: dict[str, list[tuple[str, list[str]]]],
+    start: Observation,
+) -> list[tuple[str, str]]:
+    """``(node id, why)`` for each test that failed at the start and whose module imports
+    a module of test code among ``paths`` that holds none of the start's tests (a helper
+    or a module of expected values beside the tests, ``tests/expected.py``): changing what
+    a failing test compares with is changing the test. Direct imports only, as written at
+    the start: ``import tests.expected``, ``from tests.expected import X``, ``from
+    tests import expected``, ``import expected`` (the tests' directory on ``sys.path``)
+    and relative imports."""
+    from pytest_orchestrator.sources import is_test_file
+
+    helpers = {
+        rel: _module_names(rel)
+        for rel in paths
+        if rel.endswith(".py") and is_test_file(rel) and posixpath.basename(rel) != "conftest.py"
+    }
+    if not helpers:
+        return []
+    found: list[tuple[str, str]] = []
+    for module, tests in sorted(by_file.items()):
+        failing = [n for n, _ in tests if start.outcomes.get(n) in ("failed", "error")]
+        tree = _parse(_text(origin.read(module))) if failing else None
+        if tree is None:
+            continue
+        imported = _imports(module, tree)
+        for rel, names in sorted(helpers.items()):
+            if rel in imported or names & imported:
+                found += [(nodeid, f"imports {rel}, which changed") for nodeid in failing]
+                break
+    return found
+
+
+def _module_names(rel: str) -> set[str]:
+    """The dotted names ``rel`` may be imported as: every suffix of its dotted path
+    (``tests/unit/expected.py``: ``tests.unit.expected``, ``unit.expected``,
+    ``expected``; a package's ``__init__.py`` names the package)."""
+    parts = rel[: -len(".py")].split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return {".".join(parts[i:]) for i in range(len(parts))}
+
+
+def _imports(module: str, tree: ast.Module) -> set[str]:
+    """What ``module`` (a POSIX path) imports: dotted names (``a.b`` and, for ``from a.b
+    import c``, also ``a.b.c``) and, for relative imports, the paths they resolve to."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = posixpath.dirname(module)
+                for _ in range(node.level - 1):
+                    base = posixpath.dirname(base)
+                stem = (
+                    posixpath.join(base, *(node.module or "").split(".")) if node.module else base
+                )
+                targets = [stem] + [posixpath.join(stem, a.name) for a in node.names]
+                for target in targets:
+                    names.update({f"{target}.py", f"{target}/__init__.py"})
+            elif node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
 
 
 # --------------------------------------------------------------------------- the code

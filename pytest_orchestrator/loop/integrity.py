@@ -474,9 +474,7 @@ def _imports(module: str, tree: ast.Module) -> set[str]:
                 base = posixpath.dirname(module)
                 for _ in range(node.level - 1):
                     base = posixpath.dirname(base)
-                stem = (
-                    posixpath.join(base, *(node.module or "").split(".")) if node.module else base
-                )
+                stem = posixpath.join(base, *node.module.split(".")) if node.module else base
                 targets = [stem] + [posixpath.join(stem, a.name) for a in node.names]
                 for target in targets:
                     names.update({f"{target}.py", f"{target}/__init__.py"})

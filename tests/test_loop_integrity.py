@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_types import use_pyright
 
 from pytest_orchestrator.loop.integrity import REFUSED
 from pytest_orchestrator.models import Report
@@ -441,42 +442,45 @@ def test_a_rule_file_replaced_by_a_link_is_measured_as_it_was(repo: Path) -> Non
 
 #: A module with one type error (an int annotated variable given a str).
 TYPED = "def half(x: int) -> int:\n    value: int = 'text'\n    return x // 2 + len(str(value))\n"
-PYRIGHT_BIN = Path(__file__).resolve().parent / "pyright" / "node_modules" / ".bin"
-#: checker -> (its configuration: file and text, the agent that silences the error, the
-#: integrity check expected under --orchestrate-confirm=no)
+MYPY = ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n')
+PYRIGHT = ("pyrightconfig.json", '{"include": ["pkg"], "typeCheckingMode": "standard"}\n')
+
+
+def prepend(line: str) -> str:
+    """An agent that writes ``line`` at the top of the module with the type error."""
+    return (
+        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
+        f"typed.write_text({line + chr(10)!r} + typed.read_text())"
+    )
+
+
+#: case -> (the checker's configuration: file and text, the agent that silences the error,
+#: the integrity check expected under --orchestrate-confirm=no)
 TYPE_GAMING = {
-    "mypy-ignore-errors": (
-        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
-        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
-        "typed.write_text('# mypy: ignore-errors\\n' + typed.read_text())",
-        "suppression-added",
-    ),
+    "mypy-ignore-errors": (MYPY, prepend("# mypy: ignore-errors"), "suppression-added"),
     "mypy-disable-error-code": (
-        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
-        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
-        "typed.write_text('# mypy: disable-error-code=\"assignment\"\\n' + typed.read_text())",
+        MYPY,
+        prepend('# mypy: disable-error-code="assignment"'),
         "suppression-added",
     ),
     "no-type-check-decorator": (
-        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
-        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
-        "typed.write_text('import typing\\n\\n\\n@typing.no_type_check\\n' + typed.read_text())",
+        MYPY,
+        prepend("import typing\n\n\n@typing.no_type_check"),
         "suppression-added",
     ),
     "mypy-stub-beside-the-module": (
-        ("pyproject.toml", PYPROJECT + '\n[tool.mypy]\nfiles = ["pkg"]\n'),
+        MYPY,
         "from pathlib import Path\n"
         "Path('pkg/typed.pyi').write_text('def half(x: int) -> int: ...\\n')",
         "shadowing-module",
     ),
     "pyright-basic-comment": (
-        ("pyrightconfig.json", '{"include": ["pkg"], "typeCheckingMode": "standard"}\n'),
-        "from pathlib import Path\ntyped = Path('pkg/typed.py')\n"
-        "typed.write_text('# pyright: reportAssignmentType=false\\n' + typed.read_text())",
+        PYRIGHT,
+        prepend("# pyright: reportAssignmentType=false"),
         "suppression-added",
     ),
     "pyrightconfig-json": (
-        ("pyrightconfig.json", '{"include": ["pkg"], "typeCheckingMode": "standard"}\n'),
+        PYRIGHT,
         "from pathlib import Path\nPath('pyrightconfig.json').write_text("
         '\'{"include": ["pkg"], "reportAssignmentType": "none"}\\n\')',
         "rules-changed",
@@ -494,12 +498,7 @@ def test_an_agent_that_loosens_the_type_checker_is_never_accepted(
     file, measured as it was) is not a fix."""
     (config, text), source, check = TYPE_GAMING[case]
     if case.startswith("pyright"):
-        if not (PYRIGHT_BIN / "pyright").exists():
-            missing = "pyright is not installed: npm ci --prefix tests/pyright"
-            if os.environ.get("ORCHESTRATOR_REQUIRE_PYRIGHT") == "1":
-                pytest.fail(f"ORCHESTRATOR_REQUIRE_PYRIGHT=1 but {missing}")
-            pytest.skip(missing)
-        monkeypatch.setenv("PATH", f"{PYRIGHT_BIN}{os.pathsep}{os.environ['PATH']}")
+        use_pyright(monkeypatch)
     (repo / config).write_text(text)
     (repo / "pkg" / "typed.py").write_text(TYPED)
     with (repo / ".gitignore").open("a") as ignore:

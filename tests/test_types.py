@@ -89,15 +89,21 @@ def test_a_real_mypy_run_finds_the_error_and_its_cache_answers_the_second_run(
 PYRIGHT_BIN = Path(__file__).resolve().parent / "pyright" / "node_modules" / ".bin"
 
 
-def test_a_real_pyright_run_finds_the_error_with_its_rule(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def use_pyright(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put the pinned pyright on ``PATH``; skip without it (fail under
+    ``ORCHESTRATOR_REQUIRE_PYRIGHT=1``)."""
     if not (PYRIGHT_BIN / "pyright").exists():
         missing = "pyright is not installed: npm ci --prefix tests/pyright"
         if os.environ.get("ORCHESTRATOR_REQUIRE_PYRIGHT") == "1":
             pytest.fail(f"ORCHESTRATOR_REQUIRE_PYRIGHT=1 but {missing}")
         pytest.skip(missing)
     monkeypatch.setenv("PATH", f"{PYRIGHT_BIN}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_real_pyright_run_finds_the_error_with_its_rule(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_pyright(monkeypatch)
     typed_project(pytester.path, config='[tool.pyright]\ninclude = ["pkg"]\n')
     (pytester.path / "pkg" / "warned.py").write_text(
         "import os  # unused: a warning under the project's own setting\n"

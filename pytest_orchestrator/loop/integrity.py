@@ -612,17 +612,14 @@ def inspect_shadowing(
         )
         if installed:
             found.append(f"{rel} (hides {name})")
+    return _shadowing("a module that hides an installed one added where Python imports from", found)
+
+
+def _shadowing(what: str, found: list[str]) -> list[GuardCheck]:
+    """The ``shadowing-module`` check naming ``found`` (none: no check)."""
     if not found:
         return []
-    return [
-        GuardCheck(
-            "shadowing-module",
-            "high",
-            f"a module that hides an installed one added where Python imports from: "
-            f"{_listed(found)}",
-            always=True,
-        )
-    ]
+    return [GuardCheck("shadowing-module", "high", f"{what}: {_listed(found)}", always=True)]
 
 
 def inspect_stubs(root: Path, changes: ChangeSet) -> list[GuardCheck]:
@@ -638,17 +635,9 @@ def inspect_stubs(root: Path, changes: ChangeSet) -> list[GuardCheck]:
         and change.path.endswith(".pyi")
         and (root / change.path[:-1]).is_file()
     ]
-    if not found:
-        return []
-    return [
-        GuardCheck(
-            "shadowing-module",
-            "high",
-            f"a stub added beside a module, which mypy then checks instead of its code: "
-            f"{_listed(found)}",
-            always=True,
-        )
-    ]
+    return _shadowing(
+        "a stub added beside a module, which mypy then checks instead of its code", found
+    )
 
 
 def inspect_hidden(changes: ChangeSet) -> list[GuardCheck]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ import pytest_orchestrator.reports.junitreport
 import pytest_orchestrator.reports.terminal  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+# The suite starts over a thousand Python processes (pytest sessions, re-tests, re-audits,
+# agents). Where PYTHONDONTWRITEBYTECODE is set (this project's CI image sets it), none of
+# them could cache bytecode: each compiled every module it imported, and pytest rewrote the
+# asserts of every plugin distribution's modules again (pytest caches rewritten modules only
+# where bytecode may be written). Tests that need the variable set it in their own children.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 #: Test files whose module-scoped fixtures are expensive (real projects downloaded and
@@ -93,13 +102,29 @@ def _child_session_environment(
     the interpreter lives under /tmp). Without this, a ``.cache/`` directory appears in
     the project mid-test and tree hashes and ``git status`` differ.
 
-    The pytest sessions the tests start do not load hypothesis's plugin (this suite's
-    property tests run in the outer session): it costs each child session about 0.1 s, and
-    the suite starts over a thousand of them.
+    The pytest sessions the tests start do not load hypothesis's plugin: see
+    :data:`CHILD_ADDOPTS`.
     """
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
     addopts = os.environ.get("PYTEST_ADDOPTS", "")
-    monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} -p no:hypothesispytest".strip())
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} {CHILD_ADDOPTS}".strip())
+
+
+#: What the pytest sessions the tests start get as PYTEST_ADDOPTS. hypothesis's plugin
+#: imports all of hypothesis at the end of every session (``pytest_terminal_summary``), and
+#: pytest rewrites the asserts of a plugin's whole distribution: measured, 0.1 s a session
+#: with rewritten bytecode cached and 0.6 s without (PYTHONDONTWRITEBYTECODE). The suite
+#: starts over a thousand sessions; its own property tests run in the outer session.
+CHILD_ADDOPTS = "-p no:hypothesispytest"
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester) -> Iterator[pytest.Pytester]:
+    """pytest's ``pytester``, whose child sessions get :data:`CHILD_ADDOPTS` (pytester
+    removes PYTEST_ADDOPTS, so the autouse fixture's value does not reach them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTEST_ADDOPTS", CHILD_ADDOPTS)
+        yield pytester
 
 
 @pytest.fixture

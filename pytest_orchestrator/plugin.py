@@ -355,7 +355,7 @@ _INI_HELP: dict[str, tuple[Literal["args", "string", "linelist"], str]] = {
         "__manifest__.py, pyproject.toml, setup.py, setup.cfg, requirements*.txt, and the "
         "files the gate's rules come from: conftest.py, pytest.toml, .pytest.toml, "
         "pytest.ini, .pytest.ini, tox.ini, .coveragerc, ruff.toml, .ruff.toml, mypy.ini, "
-        ".mypy.ini, pyrightconfig.json, .bandit)",
+        ".mypy.ini, pyrightconfig.json, .bandit, .flake8)",
     ),
 }
 

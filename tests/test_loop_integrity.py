@@ -220,6 +220,15 @@ GAMING = {
         "from pathlib import Path\nPath('ruff.toml').write_text('[lint]\\nignore = [\"F401\"]\\n')",
         "rules-changed",
     ),
+    "flake8-config": (  # without a ruff configuration, flake8's ignores reach ruff
+        "from pathlib import Path\nPath('.flake8').write_text('[flake8]\\nignore = F401\\n')",
+        "rules-changed",
+    ),
+    "setup-cfg-flake8": (
+        "from pathlib import Path\n"
+        "Path('setup.cfg').write_text('[flake8]\\nper-file-ignores = tests/*: F401\\n')",
+        "rules-changed",
+    ),
     "coveragerc-omit": (
         "from pathlib import Path\n"
         "Path('.coveragerc').write_text('[run]\\nomit = pkg/export.py\\n')",

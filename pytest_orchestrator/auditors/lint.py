@@ -5,7 +5,10 @@ session runs ruff only on the files changed since a cached run.
 
 When the project has no ruff configuration (``ruff.toml``, ``.ruff.toml`` or
 ``[tool.ruff]`` in ``pyproject.toml``), rules are pinned to ``orchestrate_ruff_select``
-(default ``E4,E7,E9,F``) so scores do not jump when ruff widens its defaults.
+(default ``E4,E7,E9,F``) so scores do not jump when ruff widens its defaults. A flake8
+configuration is then the project's lint policy: its ``ignore``/``extend-ignore``,
+``exclude``/``extend-exclude`` and ``per-file-ignores`` are passed to ruff (see
+:func:`flake8_settings`), but for codes ruff does not know, which the result's notes list.
 
 The score is the finding formula over the files ruff checks (``ruff check --show-files``):
 their findings, divided by their lines of code, so findings and size come from one set of
@@ -16,7 +19,11 @@ or, with ``orchestrate_lint_tests``: ``lower`` (its findings one severity lower)
 
 from __future__ import annotations
 
+import configparser
 import json
+import re
+import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_orchestrator.auditors import cache
@@ -26,6 +33,7 @@ from pytest_orchestrator.auditors.tools import (
     distribution_version,
     find_executable,
     last_line,
+    tool_environment,
 )
 from pytest_orchestrator.errors import ToolUnavailable
 from pytest_orchestrator.models import AuditResult, Finding, Severity
@@ -60,6 +68,143 @@ def has_ruff_config(rootdir: Path) -> bool:
         return False
 
 
+#: Where flake8 looks for its settings, in its order: the first with a ``[flake8]`` section
+#: wins (flake8 5+, ``flake8.options.config``; only the project root is searched here).
+FLAKE8_FILES = ("setup.cfg", "tox.ini", ".flake8")
+#: A flake8 error code or prefix (flake8's own check: ``flake8.defaults.VALID_CODE_PREFIX``).
+_CODE = re.compile(r"^[A-Z]{1,3}[0-9]{0,3}$")
+
+
+@dataclass
+class Flake8Settings:
+    """The parts of a project's flake8 configuration that decide which findings count.
+
+    :ivar source: where they came from, e.g. ``setup.cfg [flake8]``.
+    :ivar ignore: codes and code prefixes of ``ignore`` and ``extend-ignore``.
+    :ivar exclude: path patterns of ``exclude`` and ``extend-exclude`` (without ``./``).
+    :ivar per_file: ``per-file-ignores``: path pattern -> codes.
+    """
+
+    source: str
+    ignore: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    per_file: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _codes(value: str) -> list[str]:
+    """flake8's comma- or whitespace-separated code list; words that are not codes (an
+    inline comment) are left out."""
+    return [token for token in re.split(r"[,\s]+", value) if _CODE.match(token)]
+
+
+def _per_file_ignores(value: str) -> dict[str, list[str]]:
+    """flake8's ``per-file-ignores``: ``PATTERN [PATTERN ...]: CODE[,CODE ...]`` entries,
+    separated by whitespace or commas (flake8's ``parse_files_to_codes_mapping``)."""
+    mapping: dict[str, list[str]] = {}
+    patterns: list[str] = []
+    codes: list[str] | None = None
+    for word in re.findall(r"[^\s,:]+|:", value):
+        if word == ":":
+            codes = []
+            continue
+        if codes is not None and _CODE.match(word):
+            codes.append(word)
+            for pattern in patterns:
+                mapping.setdefault(pattern, []).append(word)
+            continue
+        if codes is not None:  # a pattern after codes starts the next entry
+            patterns, codes = [], None
+        patterns.append(word.removeprefix("./"))
+    return mapping
+
+
+def flake8_settings(rootdir: Path) -> Flake8Settings | None:
+    """The ``[flake8]`` section of the first of :data:`FLAKE8_FILES` in ``rootdir`` that has
+    one, as flake8 reads it (option names with ``-`` or ``_``); None when there is none or
+    the file does not parse (then flake8 itself skips it as well)."""
+    for name in FLAKE8_FILES:
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read_string((rootdir / name).read_text(encoding="utf-8"), name)
+        except (OSError, UnicodeDecodeError, configparser.Error):
+            continue
+        if not parser.has_section("flake8"):
+            continue
+        options = {key.replace("_", "-"): value for key, value in parser.items("flake8")}
+        return Flake8Settings(
+            source=f"{name} [flake8]",
+            ignore=_codes(options.get("ignore", "")) + _codes(options.get("extend-ignore", "")),
+            exclude=[
+                pattern.removeprefix("./")
+                for key in ("exclude", "extend-exclude")
+                for pattern in re.split(r"[,\s]+", options.get(key, ""))
+                if pattern
+            ],
+            per_file=_per_file_ignores(options.get("per-file-ignores", "")),
+        )
+    return None
+
+
+def ruff_codes(ruff: str, timeout: float | None = None) -> list[str]:
+    """Every rule code ``ruff`` knows (``ruff rule --all --output-format=json``; about
+    0.02 s), waiting at most ``timeout`` seconds.
+
+    :raises ToolUnavailable: ruff cannot run, fails, or prints something else than its JSON
+        list.
+    """
+    try:
+        done = subprocess.run(
+            [ruff, "rule", "--all", "--output-format=json"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=tool_environment(),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolUnavailable(f"ruff could not run ({exc}); {INSTALL_HINT}") from None
+    try:
+        rules = json.loads(done.stdout)
+        return [str(rule["code"]) for rule in rules if rule.get("code")]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ToolUnavailable(
+            f"ruff rule --all failed (exit {done.returncode}): {last_line(done.stderr)}"
+        ) from None
+
+
+def flake8_arguments(settings: Flake8Settings, known: list[str]) -> tuple[list[str], list[str]]:
+    """ruff ``check`` arguments that apply ``settings``, and the codes left out because no
+    ruff rule has them (or starts with them): ruff rejects a whole run over one unknown
+    selector (flake8's ``W503``, or a plugin's code).
+
+    :returns: ``(arguments, unknown codes)``; per-file ignores go through ``--config`` as a
+        TOML table, since a path pattern may hold a comma.
+    """
+    unknown: list[str] = []
+
+    def usable(codes: list[str]) -> list[str]:
+        kept = []
+        for code in dict.fromkeys(codes):
+            if any(rule.startswith(code) for rule in known):
+                kept.append(code)
+            elif code not in unknown:
+                unknown.append(code)
+        return kept
+
+    arguments: list[str] = []
+    ignore = usable(settings.ignore)
+    if ignore:
+        arguments += ["--ignore", ",".join(ignore)]
+    for pattern in settings.exclude:
+        arguments += ["--extend-exclude", pattern]
+    table = {pattern: usable(codes) for pattern, codes in settings.per_file.items()}
+    table = {pattern: codes for pattern, codes in table.items() if codes}
+    if table:
+        entries = ", ".join(f"{json.dumps(p)} = {json.dumps(c)}" for p, c in table.items())
+        arguments += ["--config", f"lint.extend-per-file-ignores = {{{entries}}}"]
+    return arguments, unknown
+
+
 class RuffAuditor(CommandAuditor):
     """Lint with ``ruff check --output-format=json``; one finding per violation."""
 
@@ -73,6 +218,7 @@ class RuffAuditor(CommandAuditor):
         super().__init__()
         self._plan: cache.CachePlan | None = None
         self._files: list[str] | None = None
+        self._flake8_note: str | None = None
 
     def begin(self, context: AuditContext) -> None:
         """List the files ruff checks, then run it on the ones changed since the cached run
@@ -90,6 +236,14 @@ class RuffAuditor(CommandAuditor):
         argv = [ruff, "check", "--output-format=json", "--exit-zero", "--no-fix"]
         if not has_ruff_config(context.rootdir):
             argv += ["--select", context.settings.ruff_select]
+            flake8 = flake8_settings(context.rootdir)
+            if flake8 is not None:
+                known = ruff_codes(ruff, context.settings.tool_timeout)
+                arguments, unknown = flake8_arguments(flake8, known)
+                argv += arguments
+                self._flake8_note = f"flake8 settings from {flake8.source} applied" + (
+                    f" (codes no ruff rule has, left out: {', '.join(unknown)})" if unknown else ""
+                )
         return [*argv, "."]
 
     def finish(self, context: AuditContext) -> AuditResult:
@@ -149,6 +303,8 @@ class RuffAuditor(CommandAuditor):
                 f"scored over the {plural(lines, 'line')} of code of the "
                 f"{plural(len(counted), 'file')} ruff checks ({tests})"
             )
+        if self._flake8_note:
+            notes.append(self._flake8_note)
         result = self.scored(context, findings, duration=seconds, notes=notes, lines=lines)
         result.tool_version = distribution_version("ruff")
         return result

@@ -105,6 +105,7 @@ class GuardSettings:
         ".mypy.ini",
         "pyrightconfig.json",
         ".bandit",
+        ".flake8",
     )
     confirm_at: Risk = "medium"
 

@@ -488,8 +488,8 @@ def _scan_internals(
 
 # --------------------------------------------------------------------------- files
 
-#: Names of the files that decide what is measured (pytest's, coverage's, ruff's, bandit's,
-#: mypy's and pyright's configuration, conftest.py) or ignored (``.gitignore``, and
+#: Names of the files that decide what is measured (pytest's, coverage's, ruff's, flake8's,
+#: bandit's, mypy's and pyright's configuration, conftest.py) or ignored (``.gitignore``, and
 #: ``.ignore``, which ruff honours as well): a snapshot copies them even where git ignores
 #: them, and gap closure measures with their state at the session's start
 #: (``loop.integrity``).
@@ -506,6 +506,7 @@ RULE_NAMES = frozenset(
         "ruff.toml",
         ".ruff.toml",
         ".bandit",
+        ".flake8",
         "mypy.ini",
         ".mypy.ini",
         "pyrightconfig.json",

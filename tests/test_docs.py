@@ -78,7 +78,7 @@ def test_options_page_has_every_option_and_ini_setting_with_its_help() -> None:
         assert any(key == f"| `{name}`" for key in rows), name
     # the defaults come from the settings the code applies, not only from help texts
     assert "| `orchestrate_weights` | args | `tests=30 coverage=30 lint=20 security=20` |" in text
-    assert "`.bandit` |" in text.split("| `orchestrate_guard_core_files` |")[1]
+    assert "`.bandit`, `.flake8` |" in text.split("| `orchestrate_guard_core_files` |")[1]
     assert "| `--orchestrate` | `orchestrate` (bool) | off |" in text
 
 

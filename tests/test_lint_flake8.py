@@ -15,7 +15,8 @@ from pytest_orchestrator.auditors.lint import (
     Flake8Settings,
     flake8_arguments,
     flake8_settings,
-    ruff_codes,
+    ruff_glob,
+    ruff_selectors,
 )
 from pytest_orchestrator.auditors.tools import find_executable
 from pytest_orchestrator.errors import ToolUnavailable
@@ -33,7 +34,7 @@ def test_flake8_reads_the_first_file_with_a_flake8_section(tmp_path: Path) -> No
         "    W503  # line breaks\n"
         "exclude = ./docs/conf.py, build\n"
         "per-file-ignores =\n"
-        "    tests/*: F401,F811\n"
+        "    tests/*: F401,F811, ABCD1\n"
         "    src/a.py src/b.py:E741\n"
     )
     (tmp_path / ".flake8").write_text("[flake8]\nignore = F401\n")  # tox.ini comes first
@@ -44,46 +45,70 @@ def test_flake8_reads_the_first_file_with_a_flake8_section(tmp_path: Path) -> No
         source="tox.ini [flake8]",
         ignore=["E731", "W503"],
         exclude=["docs/conf.py", "build"],
-        per_file={"tests/*": ["F401", "F811"], "src/a.py": ["E741"], "src/b.py": ["E741"]},
+        per_file={
+            "tests/*": ["F401", "F811", "ABCD1"],
+            "src/a.py": ["E741"],
+            "src/b.py": ["E741"],
+        },
     )
     (tmp_path / "tox.ini").write_text("[tox]\nenvlist = py\n")
     assert flake8_settings(tmp_path) == Flake8Settings(source=".flake8 [flake8]", ignore=["F401"])
     (tmp_path / ".flake8").write_text("not an ini file")
+    assert flake8_settings(tmp_path) is None
+    # flake8 reads the first file with either section: here setup.cfg, which ignores nothing
+    (tmp_path / ".flake8").write_text("[flake8]\nignore = F401\n")
+    (tmp_path / "setup.cfg").write_text("[flake8:local-plugins]\nextension =\n")
     assert flake8_settings(tmp_path) is None
 
 
 def test_codes_ruff_does_not_know_are_left_out_and_reported() -> None:
     ruff = find_executable("ruff")
     assert ruff is not None
-    known = ruff_codes(ruff)
+    selectors = ruff_selectors(ruff)
     settings = Flake8Settings(
         source="setup.cfg [flake8]",
-        ignore=["E203", "E731", "F999", "W503", "C9", "E731"],
-        exclude=["docs/conf.py"],
-        per_file={"tests/a, b.py": ["F401", "W504"], "x.py": ["W504"]},
+        # P and Y start ruff codes (PIE, YTT) but are no ruff selectors
+        ignore=["E203", "E731", "F999", "W503", "P", "Y", "PLC", "E731"],
+        exclude=["docs/conf.py", "-old"],
+        per_file={"tests/*": ["F401", "W504"], "x.py": ["W504"], "📦/*.py": ["E731"]},
     )
 
-    arguments, unknown = flake8_arguments(settings, known)
+    arguments, unknown = flake8_arguments(settings, selectors)
 
-    assert unknown == ["F999", "W503", "W504"]
+    assert unknown == ["F999", "W503", "P", "Y", "W504"]
     assert arguments == [
-        "--ignore",
-        "E203,E731,C9",
-        "--extend-exclude",
-        "docs/conf.py",
+        "--ignore=E203,E731,PLC",
+        "--extend-exclude=docs/conf.py",
+        "--extend-exclude=-old",
         "--config",
-        'lint.extend-per-file-ignores = {"tests/a, b.py" = ["F401"]}',
+        'lint.extend-per-file-ignores = {"tests/*" = ["F401"], "📦/*.py" = ["E731"]}',
     ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "glob"),
+    [
+        ("docs/_build\\", "docs/_build\\\\"),
+        ("tmp[1", "tmp\\[1"),
+        ("tmp[12]", "tmp[12]"),
+        ("{a", "\\{a"),
+        ("b}/*.py", "b\\}/*.py"),
+        ("!old", "\\!old"),
+        ("a!b", "a!b"),
+    ],
+)
+def test_flake8_patterns_keep_their_meaning_as_ruff_globs(pattern: str, glob: str) -> None:
+    assert ruff_glob(pattern) == glob
 
 
 def test_a_ruff_that_cannot_list_its_rules_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ToolUnavailable, match=r"ruff could not run .*pip install ruff"):
-        ruff_codes(str(tmp_path / "no-ruff"))
+        ruff_selectors(str(tmp_path / "no-ruff"))
     printer = tmp_path / "ruff"
     printer.write_text("#!/bin/sh\necho 'not json'\necho 'ruff: broken' >&2\nexit 2\n")
     printer.chmod(0o755)
-    with pytest.raises(ToolUnavailable, match=r"^ruff rule --all failed \(exit 2\): ruff: broken$"):
-        ruff_codes(str(printer))
+    with pytest.raises(ToolUnavailable, match=r"^ruff linter failed \(exit 2\): ruff: broken$"):
+        ruff_selectors(str(printer))
 
 
 def _project(pytester: pytest.Pytester) -> None:
@@ -117,8 +142,8 @@ def test_the_gate_lints_with_the_projects_flake8_policy(pytester: pytest.Pyteste
     ]
 
     (pytester.path / "setup.cfg").write_text(
-        "[flake8]\nignore = E731, W503, F999\nexclude = ./docs/conf.py\n"
-        "per-file-ignores = tests/*: F401\n"
+        "[flake8]\nignore = E731, W503, F999, Y\nexclude = ./docs/conf.py, -old, tmp[1, b}\n"
+        "per-file-ignores = tests/*: F401, P\n"
     )
     after = _lint(pytester)
 
@@ -126,7 +151,7 @@ def test_the_gate_lints_with_the_projects_flake8_policy(pytester: pytest.Pyteste
     assert after["score"] == 100
     assert (
         "flake8 settings from setup.cfg [flake8] applied "
-        "(codes no ruff rule has, left out: W503, F999)" in after["notes"]
+        "(codes ruff does not know, left out: W503, F999, Y, P)" in after["notes"]
     )
     assert "of the 3 files ruff checks" in " ".join(after["notes"])  # docs/conf.py is out
 

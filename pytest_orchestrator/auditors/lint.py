@@ -25,6 +25,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pytest_orchestrator.auditors import cache
 from pytest_orchestrator.auditors.base import AuditContext, make_finding
@@ -68,11 +69,14 @@ def has_ruff_config(rootdir: Path) -> bool:
         return False
 
 
-#: Where flake8 looks for its settings, in its order: the first with a ``[flake8]`` section
-#: wins (flake8 5+, ``flake8.options.config``; only the project root is searched here).
+#: Where flake8 looks for its settings, in its order: the first with a ``[flake8]`` or
+#: ``[flake8:local-plugins]`` section wins (flake8 5+, ``flake8.options.config``; only the
+#: project root is searched here).
 FLAKE8_FILES = ("setup.cfg", "tox.ini", ".flake8")
 #: A flake8 error code or prefix (flake8's own check: ``flake8.defaults.VALID_CODE_PREFIX``).
 _CODE = re.compile(r"^[A-Z]{1,3}[0-9]{0,3}$")
+#: A code in ``per-file-ignores`` (flake8's tokenizer there: ``[A-Z]+[0-9]*``).
+_FILE_CODE = re.compile(r"^[A-Z]+[0-9]*$")
 
 
 @dataclass
@@ -107,7 +111,7 @@ def _per_file_ignores(value: str) -> dict[str, list[str]]:
         if word == ":":
             codes = []
             continue
-        if codes is not None and _CODE.match(word):
+        if codes is not None and _FILE_CODE.match(word):
             codes.append(word)
             for pattern in patterns:
                 mapping.setdefault(pattern, []).append(word)
@@ -119,9 +123,10 @@ def _per_file_ignores(value: str) -> dict[str, list[str]]:
 
 
 def flake8_settings(rootdir: Path) -> Flake8Settings | None:
-    """The ``[flake8]`` section of the first of :data:`FLAKE8_FILES` in ``rootdir`` that has
-    one, as flake8 reads it (option names with ``-`` or ``_``); None when there is none or
-    the file does not parse (then flake8 itself skips it as well)."""
+    """The ``[flake8]`` section of the file of :data:`FLAKE8_FILES` in ``rootdir`` that
+    flake8 reads, with option names spelt with ``-`` or ``_``; None when there is none or
+    the file does not parse (flake8 skips it as well). Words in a code list that are not
+    codes (an inline comment, which flake8 itself rejects) are left out."""
     for name in FLAKE8_FILES:
         parser = configparser.RawConfigParser()
         try:
@@ -129,6 +134,8 @@ def flake8_settings(rootdir: Path) -> Flake8Settings | None:
         except (OSError, UnicodeDecodeError, configparser.Error):
             continue
         if not parser.has_section("flake8"):
+            if parser.has_section("flake8:local-plugins"):
+                return None  # flake8 reads this file, which sets nothing we apply
             continue
         options = {key.replace("_", "-"): value for key, value in parser.items("flake8")}
         return Flake8Settings(
@@ -145,16 +152,14 @@ def flake8_settings(rootdir: Path) -> Flake8Settings | None:
     return None
 
 
-def ruff_codes(ruff: str, timeout: float | None = None) -> list[str]:
-    """Every rule code ``ruff`` knows (``ruff rule --all --output-format=json``; about
-    0.02 s), waiting at most ``timeout`` seconds.
+def _ruff_json(ruff: str, args: list[str], timeout: float | None) -> list[dict[str, Any]]:
+    """The JSON list that ``ruff ARGS --output-format=json`` prints.
 
-    :raises ToolUnavailable: ruff cannot run, fails, or prints something else than its JSON
-        list.
+    :raises ToolUnavailable: ruff cannot run, fails, or prints something else.
     """
     try:
         done = subprocess.run(
-            [ruff, "rule", "--all", "--output-format=json"],
+            [ruff, *args, "--output-format=json"],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -164,28 +169,73 @@ def ruff_codes(ruff: str, timeout: float | None = None) -> list[str]:
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolUnavailable(f"ruff could not run ({exc}); {INSTALL_HINT}") from None
     try:
-        rules = json.loads(done.stdout)
-        return [str(rule["code"]) for rule in rules if rule.get("code")]
-    except (ValueError, TypeError, KeyError, AttributeError):
+        items = json.loads(done.stdout)
+        if not isinstance(items, list):
+            raise TypeError("not a list")
+    except (ValueError, TypeError):
         raise ToolUnavailable(
-            f"ruff rule --all failed (exit {done.returncode}): {last_line(done.stderr)}"
+            f"ruff {' '.join(args)} failed (exit {done.returncode}): {last_line(done.stderr)}"
         ) from None
+    return [item for item in items if isinstance(item, dict)]
 
 
-def flake8_arguments(settings: Flake8Settings, known: list[str]) -> tuple[list[str], list[str]]:
-    """ruff ``check`` arguments that apply ``settings``, and the codes left out because no
-    ruff rule has them (or starts with them): ruff rejects a whole run over one unknown
-    selector (flake8's ``W503``, or a plugin's code).
+def ruff_selectors(ruff: str, timeout: float | None = None) -> set[str]:
+    """Every rule selector ``ruff`` accepts but ``ALL``: a linter's prefix (``PL``), then
+    its category's (``PLC``, or ``E`` of pycodestyle, whose own prefix is empty), then each
+    longer prefix of a rule's code (``E7``, ``E73``, ``E731``). From ``ruff linter`` and
+    ``ruff rule --all`` (about 0.04 s together), each waited for at most ``timeout``
+    seconds.
 
-    :returns: ``(arguments, unknown codes)``; per-file ignores go through ``--config`` as a
-        TOML table, since a path pattern may hold a comma.
+    :raises ToolUnavailable: ruff cannot run, fails, or prints something else than its JSON.
+    """
+    heads: dict[str, list[str]] = {}  # linter name -> the prefixes its codes start with
+    selectors: set[str] = set()
+    for linter in _ruff_json(ruff, ["linter"], timeout):
+        prefix = str(linter.get("prefix") or "")
+        categories = linter.get("categories") or []
+        heads[str(linter.get("name"))] = [
+            prefix + str(c.get("prefix") or "") for c in categories if isinstance(c, dict)
+        ] or [prefix]
+        selectors.update(h for h in [prefix, *heads[str(linter.get("name"))]] if h)
+    for rule in _ruff_json(ruff, ["rule", "--all"], timeout):
+        code = str(rule.get("code") or "")
+        linter_heads = heads.get(str(rule.get("linter")), [])
+        head = next((h for h in linter_heads if h and code.startswith(h)), None)
+        if head is not None:
+            selectors.update(code[:end] for end in range(len(head), len(code) + 1))
+    return selectors
+
+
+def ruff_glob(pattern: str) -> str:
+    """flake8's ``fnmatch`` pattern as a ruff glob that matches the same paths: ``\\``,
+    ``{``, ``}`` and a leading ``!`` are literal for ``fnmatch`` but syntax for ruff, and so
+    is a ``[`` that no ``]`` closes; they are escaped."""
+    out = []
+    for i, char in enumerate(pattern):
+        if char in "\\{}" or (char == "!" and i == 0):
+            out.append("\\" + char)
+        elif char == "[" and "]" not in pattern[i + 1 :]:
+            out.append("\\[")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def flake8_arguments(settings: Flake8Settings, selectors: set[str]) -> tuple[list[str], list[str]]:
+    """ruff ``check`` arguments that apply ``settings``, and the codes left out because ruff
+    has no such selector (see :func:`ruff_selectors`): ruff rejects a whole run over one
+    unknown selector (flake8's ``W503``, a plugin's code).
+
+    :returns: ``(arguments, unknown codes)``. Patterns are :func:`ruff_glob` globs, given as
+        ``--extend-exclude=PATTERN`` (a pattern may start with ``-``); per-file ignores go
+        through ``--config`` as a TOML table, which keeps each pattern whole.
     """
     unknown: list[str] = []
 
     def usable(codes: list[str]) -> list[str]:
         kept = []
         for code in dict.fromkeys(codes):
-            if any(rule.startswith(code) for rule in known):
+            if code in selectors:
                 kept.append(code)
             elif code not in unknown:
                 unknown.append(code)
@@ -194,13 +244,13 @@ def flake8_arguments(settings: Flake8Settings, known: list[str]) -> tuple[list[s
     arguments: list[str] = []
     ignore = usable(settings.ignore)
     if ignore:
-        arguments += ["--ignore", ",".join(ignore)]
-    for pattern in settings.exclude:
-        arguments += ["--extend-exclude", pattern]
-    table = {pattern: usable(codes) for pattern, codes in settings.per_file.items()}
-    table = {pattern: codes for pattern, codes in table.items() if codes}
-    if table:
-        entries = ", ".join(f"{json.dumps(p)} = {json.dumps(c)}" for p, c in table.items())
+        arguments.append(f"--ignore={','.join(ignore)}")
+    arguments += [f"--extend-exclude={ruff_glob(pattern)}" for pattern in settings.exclude]
+    table = {ruff_glob(p): usable(codes) for p, codes in settings.per_file.items()}
+    entries = ", ".join(
+        f"{json.dumps(p, ensure_ascii=False)} = {json.dumps(c)}" for p, c in table.items() if c
+    )
+    if entries:
         arguments += ["--config", f"lint.extend-per-file-ignores = {{{entries}}}"]
     return arguments, unknown
 
@@ -238,11 +288,13 @@ class RuffAuditor(CommandAuditor):
             argv += ["--select", context.settings.ruff_select]
             flake8 = flake8_settings(context.rootdir)
             if flake8 is not None:
-                known = ruff_codes(ruff, context.settings.tool_timeout)
-                arguments, unknown = flake8_arguments(flake8, known)
+                selectors = ruff_selectors(ruff, context.settings.tool_timeout)
+                arguments, unknown = flake8_arguments(flake8, selectors)
                 argv += arguments
                 self._flake8_note = f"flake8 settings from {flake8.source} applied" + (
-                    f" (codes no ruff rule has, left out: {', '.join(unknown)})" if unknown else ""
+                    f" (codes ruff does not know, left out: {', '.join(unknown)})"
+                    if unknown
+                    else ""
                 )
         return [*argv, "."]
 

@@ -27,6 +27,7 @@ PYTHONS = ["3.10", "3.12", "3.13"]
 FAST = [
     "tests/test_gate.py",
     "tests/test_auditors.py",
+    "tests/test_lint_flake8.py",
     "tests/test_security_engine.py",
     "tests/test_measures.py",
     "tests/test_audit_cache.py",

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from test_types import use_pyright
 
+from pytest_orchestrator.loop import integrity
 from pytest_orchestrator.loop.integrity import REFUSED
 from pytest_orchestrator.models import Report
 
@@ -176,11 +177,6 @@ GAMING = {
         " '\\n')",
         "test-removed",
     ),
-    "thirty-trivial-tests": (
-        "from pathlib import Path\nPath('tests/test_more.py').write_text(''.join("
-        "f'def test_{i}():\\n    assert 1 == 1\\n\\n\\n' for i in range(30)))",
-        None,
-    ),
     "noqa": (
         EDIT + "edit('tests/test_run.py', 'import os', 'import os  # noqa: F401')",
         "suppression-added",
@@ -271,11 +267,9 @@ def test_a_gaming_agent_is_never_accepted(repo: Path, case: str, confirm: str) -
     assert not iteration.accepted, (iteration, done.stdout)
     assert iteration.files, iteration  # the agent did change something (hidden files too)
     fired = {g.name for g in iteration.integrity}
-    if confirm == "no" and check is not None:
+    if confirm == "no":
         assert check in fired, iteration
         assert "gap closure: iteration 1 refused by the guard: " in done.stdout
-    if check is None:
-        assert iteration.reason.startswith("no finding of the iteration's start was resolved")
     assert report.score.overall == report.loop.initial_score
     if confirm == "no":
         assert everything(repo) == before
@@ -392,6 +386,24 @@ BEYOND = {
         "  '    try:\\n        _run(self)\\n    except AssertionError:\\n        pass\\n'\n"
         "  '_pytest.python.Function.runtest = _quiet\\n')",
         "tampering",
+    ),
+    "thirty-trivial-tests": (
+        "from pathlib import Path\nPath('tests/test_more.py').write_text(''.join("
+        "f'def test_{i}():\\n    assert 1 == 1\\n\\n\\n' for i in range(30)))",
+        "assertion-free-test",
+    ),
+    # runs pkg/export.py, which no test ran: coverage rises, and nothing is checked
+    "coverage-without-assertions": (
+        "from pathlib import Path\nPath('tests/test_export.py').write_text("
+        "'from pkg.export import export\\n\\n\\ndef test_export():\\n'"
+        "'    export([1, 2])\\n')",
+        "assertion-free-test",
+    ),
+    "a-class-whose-test-asserts-a-constant": (
+        "from pathlib import Path\nPath('tests/test_export.py').write_text("
+        "'from pkg.export import export\\n\\n\\nclass TestExport:\\n'"
+        "'    def test_export(self):\\n        export([1, 2])\\n        assert True\\n')",
+        "assertion-free-test",
     ),
     "shadow-a-standard-module": (
         "from pathlib import Path\nPath('tests/gzip.py').write_text('EVIL = 1\\n')\n"
@@ -606,3 +618,106 @@ def test_an_expected_value_changed_in_a_helper_module_is_an_edit_of_the_failing_
     assert check.message == (
         "tests/test_calc.py::test_mul failed before and imports tests/expected.py, which changed"
     )
+
+
+class _Origin:
+    """The session's start for :func:`integrity.inspect_new_tests`: one file's old text."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def read(self, rel: str) -> bytes | None:
+        return self.files[rel].encode() if rel in self.files else None
+
+
+def test_what_counts_as_a_test_that_asserts_nothing(tmp_path: Path) -> None:
+    old = "def test_kept():\n    run()\n"  # asserted nothing before: not the agent's
+    new = textwrap.dedent(
+        """
+        import pytest
+        from unittest import mock
+
+        def check(value):
+            assert value == 2
+
+        def test_kept():
+            run()
+
+        def test_assert():
+            assert run() == 2
+
+        def test_constant():
+            run()
+            assert 1 == 1, "always"
+
+        def test_raises():
+            with pytest.raises(ValueError):
+                run()
+
+        def test_mock():
+            stub = mock.Mock()
+            run(stub)
+            stub.assert_called_once_with(2)
+
+        def test_helper():
+            check(run())
+
+        def test_smoke():
+            run()
+
+        class TestRun:
+            def test_method(self):
+                self.assertEqual(run(), 2)
+
+            async def test_nothing(self):
+                await run()
+        """
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_run.py").write_text(new)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "run.py").write_text("def test_like():\n    pass\n")  # not test code
+    origin = _Origin({"tests/test_run.py": old})
+
+    [check] = integrity.inspect_new_tests(tmp_path, origin, ["tests/test_run.py", "pkg/run.py"])
+
+    assert check.name == "assertion-free-test" and check.name in REFUSED
+    assert check.message == (
+        "3 new tests assert nothing (no assert on a computed value, assert* or "
+        "pytest.raises call): tests/test_run.py::test_constant, tests/test_run.py::test_smoke, "
+        "tests/test_run.py::TestRun::test_nothing"
+    )
+    assert integrity.inspect_new_tests(tmp_path, _Origin({}), ["pkg/run.py"]) == []
+
+
+def test_a_fix_of_the_same_size_in_the_same_second_is_measured_as_written(repo: Path) -> None:
+    """Python trusts cached bytecode whose source has the size and the whole-second time it
+    was compiled from: the agent's fix (``+`` to ``*``) keeps both, as a quick agent would
+    within the second. The re-test still runs the fixed ``mul``, and so does the next run."""
+    seen = repo.parent / f"{repo.name}-agent" / "cached.txt"
+    source = EDIT + textwrap.dedent(
+        f"""
+        import os
+        stat = os.stat('pkg/calc.py')
+        cached = sorted(os.listdir('pkg/__pycache__'))
+        Path({str(seen)!r}).write_text(' '.join(cached))
+        edit('pkg/calc.py', 'def mul(a, b):\\n    return a +', 'def mul(a, b):\\n    return a *')
+        os.utime('pkg/calc.py', ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        """
+    )
+    done, report = gate(repo, agent(repo, source), "--orchestrate-confirm=no")
+
+    assert "calc.cpython-" in seen.read_text()  # the session's run had cached pkg/calc.py
+    assert report.loop is not None, done.stdout
+    [iteration] = report.loop.iterations
+    assert iteration.accepted, (iteration, done.stdout)
+    tests = report.audit("tests")
+    assert tests is not None and tests.tests is not None and tests.tests.failed == 0
+    after = subprocess.run(
+        [sys.executable, "-c", "import pkg.calc; print(pkg.calc.mul(3, 3))"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert after.stdout == "9\n"

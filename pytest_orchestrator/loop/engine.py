@@ -653,6 +653,7 @@ class Loop:
             checks.append(touched)
         start = self._start_in_tree()
         checks += integrity.inspect_tests(root, self.origin, since_start, start)
+        checks += integrity.inspect_new_tests(root, self.origin, since_start)
         checks += integrity.inspect_code(root, self.origin, since_start, start.plugins)
         checks += integrity.inspect_shadowing(root, [c.path for c in changes.changes])
         checks += integrity.inspect_stubs(root, changes)
@@ -690,7 +691,7 @@ class Loop:
         The tests that cover the change run first (:meth:`_pretest`, recorded in
         ``iteration``): when one of them fails, :class:`_PretestFailed` is raised, before
         the full re-test."""
-        from pytest_orchestrator.loop.integrity import MeasuredView
+        from pytest_orchestrator.loop.integrity import MeasuredView, drop_bytecode
         from pytest_orchestrator.loop.snapshot import RULE_NAMES
 
         assert self.origin is not None
@@ -705,6 +706,9 @@ class Loop:
             view = MeasuredView.plan(root, self.origin, now_rules, since_start, plugins)
             before = snapshot.state_of_tree()
             view.__enter__()
+            # the modules changed since the start, and the rule files the view put back
+            touched = since_start | now_rules
+            drop_bytecode(root, touched)
         try:
             if selected:
                 iteration.pretest = selected
@@ -717,6 +721,7 @@ class Loop:
         finally:
             with self._timed("integrity"):
                 view.__exit__(None, None, None)
+                drop_bytecode(root, touched)  # compiled from the view's versions
         with self._timed("integrity"):
             after = snapshot.state_of_tree()
         changed = sorted(

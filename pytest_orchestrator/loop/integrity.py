@@ -45,6 +45,11 @@ check                    risk    fired by
                                  internals (``_pytest``), this plugin, ``atexit``, tracing
                                  (``sys.settrace``), ``sys.modules[...]``, patched
                                  ``pytest.X =`` or builtins, ``import coverage``
+``assertion-free-test`` high    a test added that asserts nothing: no ``assert`` on a
+                                 computed value (``assert 1 == 1`` is none), no ``assert*``,
+                                 ``pytest.raises``-like call, nor a call of a function of its
+                                 module that asserts (:func:`inspect_new_tests`): it raises
+                                 coverage without checking what it runs
 ``shadowing-module``     high    a module added where Python imports from that hides an
                                  installed one (``tests/gzip.py``), or a stub added beside a
                                  module of the tree (``pkg/mod.pyi``: mypy checks the stub
@@ -58,7 +63,9 @@ check                    risk    fired by
                                  session's version)
 =======================  ======  ==========================================================
 
-After the re-audit (:func:`outcome_checks`, refusing the iteration, no question asked):
+``tampering``, ``shadowing-module`` and ``assertion-free-test`` refuse the iteration without
+a question (:data:`REFUSED`). After the re-audit (:func:`outcome_checks`, refusing the
+iteration, no question asked):
 ``test-not-run`` (a test that ran at the start did not run), ``new-plugin`` (a module of the
 tree pytest had not loaded as a plugin at the start was loaded) and ``retest-changed-tree``
 (the tests of the re-audit changed files of the tree or git's own files).
@@ -67,6 +74,7 @@ tree pytest had not loaded as a plugin at the start was loaded) and ``retest-cha
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import os
 import posixpath
@@ -83,6 +91,7 @@ from typing import TYPE_CHECKING, Protocol
 from pytest_orchestrator import suppressions
 from pytest_orchestrator.loop.guard import SHOWN, GuardCheck
 from pytest_orchestrator.loop.snapshot import RULE_NAMES, is_cache
+from pytest_orchestrator.sources import is_test_file
 
 if TYPE_CHECKING:
     from pytest_orchestrator.auditors.tests import Observation
@@ -107,11 +116,12 @@ CHECKS = frozenset(
         "retest-changed-tree",
         "tampering",
         "shadowing-module",
+        "assertion-free-test",
     }
 )
 #: Checks that refuse the iteration without a question: no fix needs to reach into the test
-#: run, or to hide a module Python imports.
-REFUSED = frozenset({"tampering", "shadowing-module"})
+#: run, to hide a module Python imports, or a test that checks nothing.
+REFUSED = frozenset({"tampering", "shadowing-module", "assertion-free-test"})
 #: Checks that make a finding of the tests they name unable to count as resolved.
 TAINTING = frozenset({"failing-test-edited", "test-weakened", "test-removed"})
 _HOOK = re.compile(r"^\s*(?:pytest_plugins\s*[:=]|(?:async\s+)?def\s+pytest_\w+\s*\()", re.M)
@@ -165,6 +175,32 @@ def _real_parents(root: Path, rel: str, make: bool = False) -> bool:
         if not stat.S_ISDIR(st.st_mode):
             return False
     return True
+
+
+def drop_bytecode(root: Path, paths: Iterable[str]) -> None:
+    """Delete the cached bytecode of the modules among ``paths`` (relative to ``root``):
+    ``__pycache__/NAME.*.pyc`` beside each ``NAME.py``, pytest's rewritten ones included.
+
+    Python trusts a cached module whose source has the size and the modification time, in
+    whole seconds, it was compiled from: a module changed to the same size within that
+    second (an agent's one-character fix, or the measured view putting a rule file back)
+    would run as it was. Nothing is deleted through a link or outside ``root``."""
+    for rel in paths:
+        cache_rel = posixpath.join(posixpath.dirname(rel), "__pycache__")
+        if not rel.endswith(".py") or not _real_parents(root, cache_rel + "/x"):
+            continue  # "/x": __pycache__ itself must be a real directory too
+        cache = root / cache_rel
+        stem = posixpath.basename(rel)[:-3]
+        try:
+            names = os.listdir(cache)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(stem + ".") and name.endswith(".pyc"):
+                entry = cache / name
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(os.lstat(entry).st_mode):
+                        os.unlink(entry)
 
 
 def _read(root: Path, rel: str) -> bytes | None:
@@ -263,6 +299,78 @@ def _assertions(function: ast.AST) -> Counter[str]:
         if bound & names:
             material.append(ast.dump(node))
     return Counter(material)
+
+
+def _asserts(function: ast.AST, helpers: frozenset[str] = frozenset()) -> bool:
+    """Whether ``function`` checks something: an ``assert`` on a computed value (a name, an
+    attribute, a call or a subscript in it: ``assert 1 == 1`` checks nothing), an
+    ``assert*`` or ``pytest.raises``-like call, or a call of one of ``helpers``."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assert):
+            computed = (ast.Name, ast.Attribute, ast.Call, ast.Subscript)
+            if any(isinstance(n, computed) for n in ast.walk(node.test)):
+                return True
+        elif isinstance(node, ast.Call):
+            callee = _callee(node)
+            if callee.startswith("assert") or callee in _ASSERTING_CALLS or callee in helpers:
+                return True
+    return False
+
+
+def _test_functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """pytest's default test functions of a module by name: ``test*`` functions, and
+    ``test*`` methods of ``Test*`` classes (``Class::method``)."""
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    found: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    for node in tree.body:
+        if isinstance(node, functions) and node.name.startswith("test"):
+            found[node.name] = node
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            for item in node.body:
+                if isinstance(item, functions) and item.name.startswith("test"):
+                    found[f"{node.name}::{item.name}"] = item
+    return found
+
+
+def inspect_new_tests(root: Path, origin: Origin, paths: Iterable[str]) -> list[GuardCheck]:
+    """``assertion-free-test``: the tests added to the test files among ``paths`` (changed
+    since the session's start) that check nothing (see :func:`_asserts`; a call of a
+    module-level function of the same module that asserts counts). Such a test raises
+    coverage without testing what it runs: no fix."""
+    empty: list[str] = []
+    for rel in sorted(paths):
+        if not rel.endswith(".py") or not is_test_file(rel):
+            continue
+        new = _parse(_text(_read(root, rel)))
+        if new is None:
+            continue
+        old = _parse(_text(origin.read(rel)))
+        before = _test_functions(old) if old is not None else {}
+        tests = _test_functions(new)
+        helpers = frozenset(
+            node.name
+            for node in new.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name not in tests
+            and _asserts(node)
+        )
+        empty += [
+            f"{rel}::{name}"
+            for name, function in tests.items()
+            if name not in before and not _asserts(function, helpers)
+        ]
+    if not empty:
+        return []
+    many = len(empty) != 1
+    return [
+        GuardCheck(
+            "assertion-free-test",
+            "high",
+            f"{len(empty)} new test{'s' if many else ''} assert{'' if many else 's'} nothing "
+            f"(no assert on a computed value, assert* or pytest.raises call): {_listed(empty)}",
+            always=True,
+        )
+    ]
 
 
 def _context(tree: ast.Module, parts: list[str], tests: set[str]) -> Counter[str]:
@@ -429,8 +537,6 @@ def _helpers_changed(
     the start: ``import tests.expected``, ``from tests.expected import X``, ``from
     tests import expected``, ``import expected`` (the tests' directory on ``sys.path``)
     and relative imports."""
-    from pytest_orchestrator.sources import is_test_file
-
     helpers = {
         rel: _module_names(rel)
         for rel in paths

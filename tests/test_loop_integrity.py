@@ -721,3 +721,19 @@ def test_a_fix_of_the_same_size_in_the_same_second_is_measured_as_written(repo: 
         check=True,
     )
     assert after.stdout == "9\n"
+
+
+def test_stale_bytecode_is_dropped_in_the_tree_only(tmp_path: Path) -> None:
+    root, outside = tmp_path / "tree", tmp_path / "outside"
+    (root / "pkg" / "__pycache__").mkdir(parents=True)
+    (root / "lib").mkdir()
+    outside.mkdir()
+    for name in ("calc.cpython-311.pyc", "calc.cpython-311-pytest-9.2.0.pyc", "calculator.pyc"):
+        (root / "pkg" / "__pycache__" / name).write_bytes(b"old")
+    (outside / "mod.cpython-311.pyc").write_bytes(b"not the tree's")
+    (root / "lib" / "__pycache__").symlink_to(outside)  # a link the agent planted
+
+    integrity.drop_bytecode(root, ["pkg/calc.py", "lib/mod.py", "pkg/absent.py", "README"])
+
+    assert sorted(os.listdir(root / "pkg" / "__pycache__")) == ["calculator.pyc"]
+    assert (outside / "mod.cpython-311.pyc").read_bytes() == b"not the tree's"

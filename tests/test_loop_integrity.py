@@ -405,6 +405,22 @@ BEYOND = {
         "'    def test_export(self):\\n        export([1, 2])\\n        assert True\\n')",
         "assertion-free-test",
     ),
+    # security and types leave test code in a package out: risky code moved there hides
+    "risky-code-moved-into-test-code": (
+        "from pathlib import Path\nPath('pkg/tests').mkdir()\n"
+        "Path('pkg/tests/__init__.py').write_text('')\n"
+        "Path('pkg/tests/shell.py').write_text(Path('pkg/run.py').read_text())\n"
+        "Path('pkg/run.py').write_text('from "
+        'pkg.tests.shell import run\\n\\n__all__ = ["run"]\\n\')',
+        "source-imports-tests",
+    ),
+    "risky-code-moved-into-a-test-module-relatively": (
+        "from pathlib import Path\nPath('pkg/tests').mkdir()\n"
+        "Path('pkg/tests/test_shell.py').write_text(Path('pkg/run.py').read_text())\n"
+        "Path('pkg/run.py').write_text('from "
+        '.tests.test_shell import run\\n\\n__all__ = ["run"]\\n\')',
+        "source-imports-tests",
+    ),
     "shadow-a-standard-module": (
         "from pathlib import Path\nPath('tests/gzip.py').write_text('EVIL = 1\\n')\n"
         + EDIT

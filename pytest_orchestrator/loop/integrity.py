@@ -50,6 +50,10 @@ check                    risk    fired by
                                  ``pytest.raises``-like call, nor a call of a function of its
                                  module that asserts (:func:`inspect_new_tests`): it raises
                                  coverage without checking what it runs
+``source-imports-tests`` high    code under test (not test code) that now imports a module
+                                 of test code in the tree (``from pkg.tests.shell import
+                                 run``): security and types leave test code out, so moving
+                                 risky code there hides it
 ``shadowing-module``     high    a module added where Python imports from that hides an
                                  installed one (``tests/gzip.py``), or a stub added beside a
                                  module of the tree (``pkg/mod.pyi``: mypy checks the stub
@@ -63,9 +67,9 @@ check                    risk    fired by
                                  session's version)
 =======================  ======  ==========================================================
 
-``tampering``, ``shadowing-module`` and ``assertion-free-test`` refuse the iteration without
-a question (:data:`REFUSED`). After the re-audit (:func:`outcome_checks`, refusing the
-iteration, no question asked):
+``tampering``, ``shadowing-module``, ``assertion-free-test`` and ``source-imports-tests``
+refuse the iteration without a question (:data:`REFUSED`). After the re-audit
+(:func:`outcome_checks`, refusing the iteration, no question asked):
 ``test-not-run`` (a test that ran at the start did not run), ``new-plugin`` (a module of the
 tree pytest had not loaded as a plugin at the start was loaded) and ``retest-changed-tree``
 (the tests of the re-audit changed files of the tree or git's own files).
@@ -117,11 +121,15 @@ CHECKS = frozenset(
         "tampering",
         "shadowing-module",
         "assertion-free-test",
+        "source-imports-tests",
     }
 )
 #: Checks that refuse the iteration without a question: no fix needs to reach into the test
-#: run, to hide a module Python imports, or a test that checks nothing.
-REFUSED = frozenset({"tampering", "shadowing-module", "assertion-free-test"})
+#: run, to hide a module Python imports, a test that checks nothing, or code moved where
+#: the audits do not look.
+REFUSED = frozenset(
+    {"tampering", "shadowing-module", "assertion-free-test", "source-imports-tests"}
+)
 #: Checks that make a finding of the tests they name unable to count as resolved.
 TAINTING = frozenset({"failing-test-edited", "test-weakened", "test-removed"})
 _HOOK = re.compile(r"^\s*(?:pytest_plugins\s*[:=]|(?:async\s+)?def\s+pytest_\w+\s*\()", re.M)
@@ -598,13 +606,14 @@ def inspect_code(
 ) -> list[GuardCheck]:
     """Checks on the Python files among ``paths`` (changed since the session's start) and
     on the rule files: ``test-skipped``, ``collection-hook``, ``tampering``,
-    ``suppression-added`` and ``rules-changed``."""
+    ``source-imports-tests``, ``suppression-added`` and ``rules-changed``."""
     plugin_files = set(plugins)
     skipped: list[str] = []
     silenced: list[str] = []
     hooks: list[str] = []
     rules: list[str] = []
     tampering: list[str] = []
+    test_imports: list[str] = []
     for rel in sorted(set(paths)):
         if is_rule_file(rel, plugin_files):
             if origin.read(rel) != _read(root, rel):
@@ -627,6 +636,8 @@ def inspect_code(
                 + added[match.start() :].split("\n", 1)[0]
             )
             tampering.append(f"{rel}: {_short(line)}")
+        if rel.endswith(".py") and not is_test_file(rel):
+            test_imports += [f"{rel} imports {name}" for name in _test_imports(root, rel, old, new)]
     checks: list[GuardCheck] = []
     if skipped:
         checks.append(
@@ -656,6 +667,16 @@ def inspect_code(
                 always=True,
             )
         )
+    if test_imports:
+        checks.append(
+            GuardCheck(
+                "source-imports-tests",
+                "high",
+                f"code under test imports test code, which the audits leave out: "
+                f"{_listed(test_imports)}",
+                always=True,
+            )
+        )
     if silenced:
         checks.append(
             GuardCheck(
@@ -675,6 +696,28 @@ def inspect_code(
             )
         )
     return checks
+
+
+def _test_imports(root: Path, rel: str, old: str | None, new: str) -> list[str]:
+    """The modules of test code in the tree (:func:`is_test_file`: ``pkg/tests/shell.py``)
+    that the module ``rel`` imports now and did not import at the start, by name or by
+    relative import; a name is looked up as a path under ``root`` and under ``root/src``."""
+    new_tree = _parse(new)
+    if new_tree is None:
+        return []
+    old_tree = _parse(old)
+    before = _imports(rel, old_tree) if old_tree is not None else set()
+    found: list[str] = []
+    for name in sorted(_imports(rel, new_tree) - before):
+        candidates = [name]  # a relative import, resolved to a path
+        if not name.endswith(".py"):
+            stem = name.replace(".", "/")
+            candidates = [
+                f"{base}{stem}{end}" for base in ("", "src/") for end in (".py", "/__init__.py")
+            ]
+        if any(is_test_file(c) and _read(root, c) is not None for c in candidates):
+            found.append(name)
+    return found
 
 
 def _added_text(old: str | None, new: str) -> str:

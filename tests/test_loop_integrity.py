@@ -421,6 +421,12 @@ BEYOND = {
         '.tests.test_shell import run\\n\\n__all__ = ["run"]\\n\')',
         "source-imports-tests",
     ),
+    "risky-code-moved-beside-the-tests": (  # tests/ is on sys.path: ``from shell import``
+        "from pathlib import Path\n"
+        "Path('tests/shell.py').write_text(Path('pkg/run.py').read_text())\n"
+        "Path('pkg/run.py').write_text('from shell import run\\n\\n__all__ = [\"run\"]\\n')",
+        "source-imports-tests",
+    ),
     "shadow-a-standard-module": (
         "from pathlib import Path\nPath('tests/gzip.py').write_text('EVIL = 1\\n')\n"
         + EDIT
@@ -651,6 +657,7 @@ def test_what_counts_as_a_test_that_asserts_nothing(tmp_path: Path) -> None:
     new = textwrap.dedent(
         """
         import pytest
+        import unittest
         from unittest import mock
 
         def check(value):
@@ -681,27 +688,55 @@ def test_what_counts_as_a_test_that_asserts_nothing(tmp_path: Path) -> None:
         def test_smoke():
             run()
 
+        @pytest.fixture
+        def test_client():  # a fixture, not a test
+            return run()
+
+        def test_raise():
+            if run() != 2:
+                raise AssertionError("not 2")
+
+        def test_approx_alone():
+            pytest.approx(run())
+
+        def verify(value):
+            check(value)
+
         class TestRun:
+            def _check(self, value):
+                verify(value)
+
             def test_method(self):
                 self.assertEqual(run(), 2)
 
+            def test_method_helper(self):
+                self._check(run())
+
             async def test_nothing(self):
                 await run()
+
+        class RunCase(unittest.TestCase):
+            def test_unittest(self):
+                run()
         """
     )
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_run.py").write_text(new)
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "run.py").write_text("def test_like():\n    pass\n")  # not test code
+    (tmp_path / "tests" / "helpers.py").write_text("def testdata():\n    return 1\n")
+    (tmp_path / "tests" / "conftest.py").write_text("def test_like():\n    pass\n")
     origin = _Origin({"tests/test_run.py": old})
+    paths = ["tests/test_run.py", "pkg/run.py", "tests/helpers.py", "tests/conftest.py"]
 
-    [check] = integrity.inspect_new_tests(tmp_path, origin, ["tests/test_run.py", "pkg/run.py"])
+    [check] = integrity.inspect_new_tests(tmp_path, origin, paths)
 
     assert check.name == "assertion-free-test" and check.name in REFUSED
     assert check.message == (
-        "3 new tests assert nothing (no assert on a computed value, assert* or "
+        "5 new tests assert nothing (no assert on a computed value, assert* or "
         "pytest.raises call): tests/test_run.py::test_constant, tests/test_run.py::test_smoke, "
-        "tests/test_run.py::TestRun::test_nothing"
+        "tests/test_run.py::test_approx_alone, tests/test_run.py::TestRun::test_nothing, "
+        "tests/test_run.py::RunCase::test_unittest"
     )
     assert integrity.inspect_new_tests(tmp_path, _Origin({}), ["pkg/run.py"]) == []
 
@@ -749,7 +784,9 @@ def test_stale_bytecode_is_dropped_in_the_tree_only(tmp_path: Path) -> None:
     (outside / "mod.cpython-311.pyc").write_bytes(b"not the tree's")
     (root / "lib" / "__pycache__").symlink_to(outside)  # a link the agent planted
 
-    integrity.drop_bytecode(root, ["pkg/calc.py", "lib/mod.py", "pkg/absent.py", "README"])
+    (root / "x").mkdir()
+    paths = ["pkg/calc.py", "lib/mod.py", "pkg/absent.py", "README", "x/../../outside/mod.py"]
+    integrity.drop_bytecode(root, [*paths, str(outside / "mod.py")])
 
     assert sorted(os.listdir(root / "pkg" / "__pycache__")) == ["calculator.pyc"]
     assert (outside / "mod.cpython-311.pyc").read_bytes() == b"not the tree's"

@@ -706,10 +706,10 @@ class Loop:
             view = MeasuredView.plan(root, self.origin, now_rules, since_start, plugins)
             before = snapshot.state_of_tree()
             view.__enter__()
-            # the modules changed since the start, and the rule files the view put back
-            touched = since_start | now_rules
-            drop_bytecode(root, touched)
+        # the modules changed since the start, and the rule files the view put back
+        touched = since_start | now_rules
         try:
+            drop_bytecode(root, touched)
             if selected:
                 iteration.pretest = selected
                 with self._timed("pre-test"):

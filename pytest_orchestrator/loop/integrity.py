@@ -192,10 +192,14 @@ def drop_bytecode(root: Path, paths: Iterable[str]) -> None:
     Python trusts a cached module whose source has the size and the modification time, in
     whole seconds, it was compiled from: a module changed to the same size within that
     second (an agent's one-character fix, or the measured view putting a rule file back)
-    would run as it was. Nothing is deleted through a link or outside ``root``."""
+    would run as it was. Nothing is deleted through a link or outside ``root`` (an absolute
+    path or one with ``..`` is skipped). Bytecode under ``PYTHONPYCACHEPREFIX`` is not
+    looked at."""
     for rel in paths:
+        if rel.startswith("/") or ".." in rel.split("/") or not rel.endswith(".py"):
+            continue
         cache_rel = posixpath.join(posixpath.dirname(rel), "__pycache__")
-        if not rel.endswith(".py") or not _real_parents(root, cache_rel + "/x"):
+        if not _real_parents(root, cache_rel + "/x"):
             continue  # "/x": __pycache__ itself must be a real directory too
         cache = root / cache_rel
         stem = posixpath.basename(rel)[:-3]
@@ -311,43 +315,87 @@ def _assertions(function: ast.AST) -> Counter[str]:
 
 def _asserts(function: ast.AST, helpers: frozenset[str] = frozenset()) -> bool:
     """Whether ``function`` checks something: an ``assert`` on a computed value (a name, an
-    attribute, a call or a subscript in it: ``assert 1 == 1`` checks nothing), an
-    ``assert*`` or ``pytest.raises``-like call, or a call of one of ``helpers``."""
+    attribute, a call or a subscript in it: ``assert 1 == 1`` checks nothing), a
+    ``raise``, an ``assert*`` or ``pytest.raises``-like call, or a call of one of
+    ``helpers``."""
     for node in ast.walk(function):
         if isinstance(node, ast.Assert):
             computed = (ast.Name, ast.Attribute, ast.Call, ast.Subscript)
             if any(isinstance(n, computed) for n in ast.walk(node.test)):
                 return True
+        elif isinstance(node, ast.Raise):
+            return True
         elif isinstance(node, ast.Call):
             callee = _callee(node)
-            if callee.startswith("assert") or callee in _ASSERTING_CALLS or callee in helpers:
+            asserting = callee.startswith("assert") or callee in _ASSERTING_CALLS - {"approx"}
+            if asserting or callee in helpers:
                 return True
     return False
 
 
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _is_fixture(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``function`` is decorated as a fixture (``@pytest.fixture``, ``@fixture(...)``)."""
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Attribute | ast.Name) and (
+            getattr(target, "attr", None) == "fixture" or getattr(target, "id", None) == "fixture"
+        ):
+            return True
+    return False
+
+
+def _test_class(node: ast.ClassDef) -> bool:
+    """A class pytest collects tests from: named ``Test*``, or a ``unittest.TestCase``
+    (a base whose name ends with ``TestCase``)."""
+    bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+    return node.name.startswith("Test") or any(str(b).endswith("TestCase") for b in bases)
+
+
 def _test_functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
     """pytest's default test functions of a module by name: ``test*`` functions, and
-    ``test*`` methods of ``Test*`` classes (``Class::method``)."""
-    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    ``test*`` methods of test classes (``Class::method``, see :func:`_test_class`);
+    fixtures left out."""
     found: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     for node in tree.body:
-        if isinstance(node, functions) and node.name.startswith("test"):
-            found[node.name] = node
-        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+        if isinstance(node, _FUNCTIONS) and node.name.startswith("test"):
+            if not _is_fixture(node):
+                found[node.name] = node
+        elif isinstance(node, ast.ClassDef) and _test_class(node):
             for item in node.body:
-                if isinstance(item, functions) and item.name.startswith("test"):
+                if not isinstance(item, _FUNCTIONS) or not item.name.startswith("test"):
+                    continue
+                if not _is_fixture(item):
                     found[f"{node.name}::{item.name}"] = item
     return found
 
 
+def _helpers(tree: ast.Module, tests: Iterable[ast.AST]) -> frozenset[str]:
+    """The names of the module's other functions and methods that check something, also
+    through each other (a helper that calls a helper that asserts)."""
+    skip = {id(t) for t in tests}
+    candidates = [
+        node for node in ast.walk(tree) if isinstance(node, _FUNCTIONS) and id(node) not in skip
+    ]
+    found: frozenset[str] = frozenset()
+    while True:
+        more = frozenset(n.name for n in candidates if _asserts(n, found)) | found
+        if more == found:
+            return found
+        found = more
+
+
 def inspect_new_tests(root: Path, origin: Origin, paths: Iterable[str]) -> list[GuardCheck]:
-    """``assertion-free-test``: the tests added to the test files among ``paths`` (changed
-    since the session's start) that check nothing (see :func:`_asserts`; a call of a
-    module-level function of the same module that asserts counts). Such a test raises
-    coverage without testing what it runs: no fix."""
+    """``assertion-free-test``: the tests added to the test modules among ``paths``
+    (``test_*.py``, ``*_test.py``, changed since the session's start) that check nothing
+    (see :func:`_asserts`; a call of a function or method of the same module that checks
+    something counts). Such a test raises coverage without testing what it runs: no fix."""
     empty: list[str] = []
     for rel in sorted(paths):
-        if not rel.endswith(".py") or not is_test_file(rel):
+        base = posixpath.basename(rel)
+        if not ((base.startswith("test_") and base.endswith(".py")) or base.endswith("_test.py")):
             continue
         new = _parse(_text(_read(root, rel)))
         if new is None:
@@ -355,13 +403,7 @@ def inspect_new_tests(root: Path, origin: Origin, paths: Iterable[str]) -> list[
         old = _parse(_text(origin.read(rel)))
         before = _test_functions(old) if old is not None else {}
         tests = _test_functions(new)
-        helpers = frozenset(
-            node.name
-            for node in new.body
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.name not in tests
-            and _asserts(node)
-        )
+        helpers = _helpers(new, tests.values())
         empty += [
             f"{rel}::{name}"
             for name, function in tests.items()
@@ -614,6 +656,14 @@ def inspect_code(
     rules: list[str] = []
     tampering: list[str] = []
     test_imports: list[str] = []
+    # the test code the agent wrote or changed, by every name and path it may be imported
+    # as (``tests/shell.py``: ``tests.shell``, and ``shell`` with ``tests/`` on sys.path)
+    test_modules = {
+        name
+        for rel in paths
+        if rel.endswith(".py") and is_test_file(rel)
+        for name in {*_module_names(rel), rel}
+    }
     for rel in sorted(set(paths)):
         if is_rule_file(rel, plugin_files):
             if origin.read(rel) != _read(root, rel):
@@ -637,7 +687,8 @@ def inspect_code(
             )
             tampering.append(f"{rel}: {_short(line)}")
         if rel.endswith(".py") and not is_test_file(rel):
-            test_imports += [f"{rel} imports {name}" for name in _test_imports(root, rel, old, new)]
+            found = _test_imports(rel, old, new, test_modules)
+            test_imports += [f"{rel} imports {name}" for name in found]
     checks: list[GuardCheck] = []
     if skipped:
         checks.append(
@@ -698,26 +749,16 @@ def inspect_code(
     return checks
 
 
-def _test_imports(root: Path, rel: str, old: str | None, new: str) -> list[str]:
-    """The modules of test code in the tree (:func:`is_test_file`: ``pkg/tests/shell.py``)
-    that the module ``rel`` imports now and did not import at the start, by name or by
-    relative import; a name is looked up as a path under ``root`` and under ``root/src``."""
+def _test_imports(rel: str, old: str | None, new: str, test_modules: set[str]) -> list[str]:
+    """The names in ``test_modules`` that the module ``rel`` imports now and did not import
+    at the start (absolute names, bare ones included, or relative imports resolved to
+    paths)."""
     new_tree = _parse(new)
     if new_tree is None:
         return []
     old_tree = _parse(old)
     before = _imports(rel, old_tree) if old_tree is not None else set()
-    found: list[str] = []
-    for name in sorted(_imports(rel, new_tree) - before):
-        candidates = [name]  # a relative import, resolved to a path
-        if not name.endswith(".py"):
-            stem = name.replace(".", "/")
-            candidates = [
-                f"{base}{stem}{end}" for base in ("", "src/") for end in (".py", "/__init__.py")
-            ]
-        if any(is_test_file(c) and _read(root, c) is not None for c in candidates):
-            found.append(name)
-    return found
+    return sorted((_imports(rel, new_tree) - before) & test_modules)
 
 
 def _added_text(old: str | None, new: str) -> str:

@@ -288,7 +288,9 @@ class RuffAuditor(CommandAuditor):
             argv += ["--select", context.settings.ruff_select]
             flake8 = flake8_settings(context.rootdir)
             if flake8 is not None:
-                selectors = ruff_selectors(ruff, context.settings.tool_timeout)
+                codes = flake8.ignore or flake8.per_file  # else no selector to check
+                timeout = context.settings.tool_timeout
+                selectors = ruff_selectors(ruff, timeout) if codes else set()
                 arguments, unknown = flake8_arguments(flake8, selectors)
                 argv += arguments
                 self._flake8_note = f"flake8 settings from {flake8.source} applied" + (

@@ -278,13 +278,18 @@ def _find(tree: ast.Module, parts: list[str]) -> ast.FunctionDef | ast.AsyncFunc
     return None
 
 
-def _callee(node: ast.Call) -> str:
-    func = node.func
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    if isinstance(func, ast.Name):
-        return func.id
+def _name(node: ast.expr) -> str:
+    """The last name of ``node`` (``pytest.fixture``: ``fixture``); empty for other
+    expressions."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
     return ""
+
+
+def _callee(node: ast.Call) -> str:
+    return _name(node.func)
 
 
 def _assertions(function: ast.AST) -> Counter[str]:
@@ -338,20 +343,16 @@ _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 def _is_fixture(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Whether ``function`` is decorated as a fixture (``@pytest.fixture``, ``@fixture(...)``)."""
-    for decorator in function.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if isinstance(target, ast.Attribute | ast.Name) and (
-            getattr(target, "attr", None) == "fixture" or getattr(target, "id", None) == "fixture"
-        ):
-            return True
-    return False
+    return any(
+        _name(d.func if isinstance(d, ast.Call) else d) == "fixture"
+        for d in function.decorator_list
+    )
 
 
 def _test_class(node: ast.ClassDef) -> bool:
     """A class pytest collects tests from: named ``Test*``, or a ``unittest.TestCase``
     (a base whose name ends with ``TestCase``)."""
-    bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
-    return node.name.startswith("Test") or any(str(b).endswith("TestCase") for b in bases)
+    return node.name.startswith("Test") or any(_name(b).endswith("TestCase") for b in node.bases)
 
 
 def _test_functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
